@@ -1,0 +1,301 @@
+"""The Assistant: ask a loaded model about a picture (multi-turn, few-shot), stream, and score.
+
+``ask``   generates an answer (greedy by default), streaming text to a callback, cancellable;
+``stream`` yields the text as it comes (a generator over ``ask``);
+``score`` gives the probability of each allowed answer from the model's likelihood, in one
+          batched forward pass: always a valid answer, with probabilities.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Sequence
+
+from .errors import RadioLlavaError
+from .models import LoadedModel, ModelSpec, load_model
+from .parsing import ParsedAnswer, parse_answer
+from .profiles import ModelView, render
+from .skyregions import SkyBox, map_boxes
+from .tasks import Task, get_task
+
+SYSTEM_PROMPT = "You are an AI assistant specialized in radio astronomical topics."
+
+
+@dataclass
+class Example:
+    """A few-shot example: a picture with its question and the answer the model should give."""
+
+    view: ModelView
+    question: str
+    answer: str
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: str
+
+
+@dataclass
+class Answer:
+    question: str
+    task: str | None
+    text: str
+    parsed: ParsedAnswer
+    boxes: list[SkyBox]
+    timings: dict
+    provenance: dict
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.parsed.labels)
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "task": self.task, "answer": self.text,
+                "labels": self.labels, "parsed": self.parsed.parsed, "parse_problem": self.parsed.problem,
+                "boxes": [b.to_dict() for b in self.boxes], "cancelled": self.cancelled,
+                **self.provenance, "timings": self.timings, "warnings": self.warnings}
+
+
+@dataclass
+class Scores:
+    """Probabilities of the allowed answers (normalised over them) and raw log-likelihoods."""
+
+    labels: list[str]
+    logprobs: list[float]
+    probs: list[float]
+
+    @property
+    def best(self) -> str:
+        return self.labels[max(range(len(self.probs)), key=self.probs.__getitem__)]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.labels, self.probs))
+
+
+def _text_streamer(tokenizer, prompt_len: int, on_text: Callable[[str], None] | None):
+    """A transformers streamer that decodes new tokens incrementally and calls ``on_text``."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class _Streamer(BaseStreamer):
+        def __init__(self):
+            self.ids: list[int] = []
+            self.sent = ""
+            self.skip_prompt = True
+
+        def put(self, value):
+            if self.skip_prompt:  # the first call carries the prompt
+                self.skip_prompt = False
+                return
+            self.ids.extend(int(v) for v in value.reshape(-1).tolist())
+            text = tokenizer.decode(self.ids, skip_special_tokens=True)
+            if on_text and len(text) > len(self.sent) and not text.endswith("\ufffd"):
+                on_text(text[len(self.sent):])
+                self.sent = text
+
+        def end(self):
+            pass
+
+    return _Streamer()
+
+
+class Assistant:
+    """Ask a LoadedModel about ModelViews. Not thread-safe: one generation at a time."""
+
+    def __init__(self, model: LoadedModel | ModelSpec | str = "nano", system_prompt: str | None = SYSTEM_PROMPT):
+        self.loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        self.system_prompt = system_prompt
+
+    @property
+    def profile(self):
+        return self.loaded.profile
+
+    def view(self, cutout) -> ModelView:
+        """Render a Cutout with the model's own preprocessing profile."""
+        return render(cutout, self.loaded.profile)
+
+    # ------------------------------------------------------------ prompts
+    def _messages(self, question: str, history: Sequence[Turn], examples: Sequence[Example]):
+        messages, images = [], []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
+        for ex in examples:
+            messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex.question}]})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": ex.answer}]})
+            images.append(ex.view.picture)
+        first = True
+        for turn in history:
+            content = ([{"type": "image"}] if first else []) + [{"type": "text", "text": turn.question}]
+            messages.append({"role": "user", "content": content})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
+            first = False
+        content = ([{"type": "image"}] if first else []) + [{"type": "text", "text": question}]
+        messages.append({"role": "user", "content": content})
+        return messages, images
+
+    def _inputs(self, view: ModelView, question: str, history=(), examples=()):
+        messages, images = self._messages(question, history, examples)
+        processor = self.loaded.processor
+        prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = processor(images=images + [view.picture], text=[prompt], return_tensors="pt")
+        model = self.loaded.model
+        dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+        out = {}
+        for k, v in inputs.items():
+            v = v.to(self.loaded.device) if hasattr(v, "to") else v
+            if k == "pixel_values" and v.is_floating_point():
+                v = v.to(dtype)
+            out[k] = v
+        return out
+
+    @staticmethod
+    def _question(question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
+        task = get_task(task) if isinstance(task, str) else task
+        if question and question.strip():
+            return question.strip(), task
+        if task is None:
+            raise RadioLlavaError("no question: give a question or a task (`radiollava tasks` lists them)")
+        return task.prompt, task
+
+    # ------------------------------------------------------------ ask / stream
+    def ask(self, view: ModelView, question: str | None = None, task: Task | str | None = None,
+            history: Sequence[Turn] = (), examples: Sequence[Example] = (),
+            max_new_tokens: int = 256, temperature: float = 0.0,
+            on_text: Callable[[str], None] | None = None,
+            cancel: threading.Event | None = None) -> Answer:
+        """Generate an answer. ``temperature`` 0 is greedy; ``cancel.set()`` stops it between tokens."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        question, task = self._question(question, task)
+        t0 = time.perf_counter()
+        inputs = self._inputs(view, question, history, examples)
+        prompt_len = inputs["input_ids"].shape[1]
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return bool(cancel is not None and cancel.is_set())
+
+        tok = self.loaded.tokenizer
+        gen = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0,
+               "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
+               "stopping_criteria": StoppingCriteriaList([_Cancel()]),
+               "streamer": _text_streamer(tok, prompt_len, on_text)}
+        if temperature > 0:
+            gen["temperature"] = float(temperature)
+        else:
+            gen.update(temperature=None, top_p=None, top_k=None)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.loaded.model.generate(**inputs, **gen)
+        t2 = time.perf_counter()
+        new = out[0, prompt_len:]
+        text = tok.decode(new, skip_special_tokens=True).strip()
+        cancelled = bool(cancel is not None and cancel.is_set())
+        return self._answer(view, question, task, text, cancelled,
+                            {"render_s": None, "prepare_s": round(t1 - t0, 4),
+                             "generate_s": round(t2 - t1, 4), "new_tokens": int(new.numel())})
+
+    def stream(self, view: ModelView, question: str | None = None, task: Task | str | None = None,
+               cancel: threading.Event | None = None, **kwargs) -> Iterator[str]:
+        """Yield the answer's text as it is generated; the final Answer is the generator's return value."""
+        import queue
+
+        chunks: queue.Queue = queue.Queue()
+        result: dict = {}
+        done = object()
+
+        def work():
+            try:
+                result["answer"] = self.ask(view, question, task, on_text=chunks.put, cancel=cancel, **kwargs)
+            except BaseException as exc:  # handed to the consumer
+                result["error"] = exc
+            finally:
+                chunks.put(done)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        while (item := chunks.get()) is not done:
+            yield item
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        return result["answer"]
+
+    def _answer(self, view, question, task, text, cancelled, timings) -> Answer:
+        parsed = parse_answer(text, task, self.loaded.box_convention, picture_size=view.picture.size)
+        warnings = list(view.warnings)
+        boxes: list[SkyBox] = []
+        if parsed.boxes and view.transform.wcs is not None:
+            box_label = task.box_class if task is not None else None
+            fixed = [b if b.label or not box_label else _with_label(b, box_label) for b in parsed.boxes]
+            boxes, box_warnings = map_boxes(fixed, view.transform)
+            warnings += box_warnings
+        if parsed.unparsed:
+            warnings.append(f"could not parse the answer: {parsed.problem}")
+        return Answer(question, task.name if task else None, text, parsed, boxes, timings,
+                      self.provenance(view, question), warnings, cancelled)
+
+    def provenance(self, view: ModelView, question: str) -> dict:
+        region = None
+        cut = view.cutout
+        if cut is not None and view.transform.wcs is not None:
+            c = cut.center_sky
+            w, h = cut.size_arcsec
+            region = {"ra": float(c.spherical.lon.deg), "dec": float(c.spherical.lat.deg),
+                      "frame": c.frame.name, "width_arcsec": w, "height_arcsec": h,
+                      "pixel_box": [cut.x0, cut.y0, cut.x0 + cut.shape[1], cut.y0 + cut.shape[0]],
+                      "image": cut.image.path, "hdu": cut.image.hdu}
+        return {"model": self.loaded.provenance(),
+                "preprocessing": {"profile": view.profile.name, **view.profile.to_dict()},
+                "region": region, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    # ------------------------------------------------------------ score
+    def score(self, view: ModelView, answers: Sequence[str] | None = None, question: str | None = None,
+              task: Task | str | None = None, history: Sequence[Turn] = (),
+              examples: Sequence[Example] = ()) -> Scores:
+        """Probability of each allowed answer (default: the task's labels), in one batched pass."""
+        import torch
+
+        question, task = self._question(question, task)
+        answers = list(answers if answers is not None else (task.labels if task else ()))
+        if not answers:
+            raise RadioLlavaError("score needs the allowed answers (a closed-set task or a list of answers)")
+        tok = self.loaded.tokenizer
+        inputs = self._inputs(view, question, history, examples)
+        prompt_ids = inputs.pop("input_ids")[0].tolist()
+        inputs.pop("attention_mask", None)
+        end = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
+        n, width = len(answers), len(prompt_ids) + max(len(a) for a in answer_ids)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = torch.full((n, width), pad, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, a in enumerate(answer_ids):  # right padding: positions stay those of generation
+            row = prompt_ids + a
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+        batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
+        device = self.loaded.device
+        with torch.inference_mode():
+            logits = self.loaded.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                       **batch).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        p0 = len(prompt_ids)
+        totals = []
+        for i, a in enumerate(answer_ids):
+            positions = torch.arange(p0 - 1, p0 - 1 + len(a))
+            totals.append(float(logp[i, positions, torch.tensor(a)].sum()))
+        probs = torch.softmax(torch.tensor(totals), dim=0).tolist()
+        return Scores(answers, totals, probs)
+
+
+def _with_label(box, label):
+    from dataclasses import replace
+
+    return replace(box, label=label)

@@ -1,0 +1,328 @@
+"""Open radio FITS images and cut regions out of them without reading the whole mosaic."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RadioLlavaError
+
+
+@dataclass(frozen=True)
+class Beam:
+    """The synthesised beam: FWHM axes in arcsec, position angle in degrees."""
+
+    major_arcsec: float
+    minor_arcsec: float
+    pa_deg: float = 0.0
+
+
+def _beam_from_header(header) -> Beam | None:
+    if "BMAJ" in header and "BMIN" in header:
+        try:
+            return Beam(float(header["BMAJ"]) * 3600, float(header["BMIN"]) * 3600,
+                        float(header.get("BPA", 0.0) or 0.0))
+        except (TypeError, ValueError):
+            return None
+    # AIPS writes the beam into HISTORY: "AIPS   CLEAN BMAJ=  1.5E-03 BMIN=  1.5E-03 BPA=   0.00"
+    for card in header.get("HISTORY", []):
+        m = re.search(r"BMAJ=\s*([-+.\dEe]+)\s+BMIN=\s*([-+.\dEe]+)\s+BPA=\s*([-+.\dEe]+)", str(card))
+        if m:
+            bmaj, bmin, bpa = (float(v) for v in m.groups())
+            return Beam(bmaj * 3600, bmin * 3600, bpa)
+    return None
+
+
+class RadioImage:
+    """One 2-D celestial plane of a FITS file, memory-mapped.
+
+    ``data`` is a lazy (memory-mapped) 2-D view of the file: slicing it reads only the slice.
+    ``wcs`` is the 2-D celestial WCS; ``beam`` comes from BMAJ/BMIN/BPA (or AIPS history).
+    """
+
+    def __init__(self, data, wcs, header, path: str | None = None, hdu: int | str = 0,
+                 scale: tuple[float, float] = (1.0, 0.0), hdul=None):
+        self.data = data
+        self.wcs = wcs
+        self.header = header
+        self.path = path
+        self.hdu = hdu
+        self.beam = _beam_from_header(header)
+        self._scale = scale  # (BSCALE, BZERO), applied to cut pixels only
+        self._hdul = hdul
+        self.warnings: list[str] = []
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | Path, hdu: int | str | None = None) -> "RadioImage":
+        """Open ``path`` (memory-mapped) at image HDU ``hdu`` (default: the first with an image)."""
+        from astropy.io import fits
+
+        path = str(path)
+        if not Path(path).is_file():
+            raise RadioLlavaError(f"{path}: no such file; give the path of a FITS image")
+        try:
+            hdul = fits.open(path, memmap=True, mode="readonly", do_not_scale_image_data=True,
+                             ignore_missing_simple=False)
+        except (OSError, ValueError) as exc:
+            raise RadioLlavaError(f"{path} is not a readable FITS file ({exc}); "
+                                  "give a FITS image (.fits)") from None
+        images = [i for i, h in enumerate(hdul)
+                  if h.is_image and h.header.get("NAXIS", 0) >= 2]
+        if hdu is None:
+            if not images:
+                hdul.close()
+                raise RadioLlavaError(f"{path} has no image HDU (only tables or empty HDUs)")
+            index = images[0]
+        else:
+            try:
+                index = hdul.index_of(int(hdu) if str(hdu).lstrip("-").isdigit() else hdu)
+            except (KeyError, IndexError):
+                hdul.close()
+                raise RadioLlavaError(f"{path} has no HDU {hdu!r}; it has {len(hdul)} HDUs, "
+                                      f"images at {images}") from None
+            if index not in images:
+                hdul.close()
+                raise RadioLlavaError(f"HDU {hdu!r} of {path} is not an image; images are at {images}")
+        h = hdul[index]
+        image = cls._from_hdu(h, path, index, hdul)
+        return image
+
+    @classmethod
+    def from_array(cls, data: np.ndarray, header) -> "RadioImage":
+        """Wrap an in-memory array and a FITS header (tests, glue data)."""
+        from astropy.io import fits
+
+        return cls._from_hdu(fits.ImageHDU(np.asarray(data), header=header), None, 0, None)
+
+    @classmethod
+    def _from_hdu(cls, h, path, index, hdul) -> "RadioImage":
+        from astropy.io.fits.verify import VerifyWarning
+        from astropy.wcs import WCS, FITSFixedWarning
+
+        name = path or "the image"
+        header = h.header
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            warnings.simplefilter("ignore", VerifyWarning)  # e.g. TABs in FIRST COMMENT cards
+            try:
+                full = WCS(header)
+            except Exception as exc:  # astropy raises many kinds for broken headers
+                raise RadioLlavaError(f"{name}: cannot read its WCS ({exc})") from None
+        if not full.has_celestial:
+            raise RadioLlavaError(f"{name} (HDU {index}) has no celestial WCS (RA/Dec or GLON/GLAT); "
+                                  "the assistant needs sky coordinates")
+        celestial = full.celestial
+        if sorted([full.wcs.lng, full.wcs.lat]) != [0, 1]:
+            raise RadioLlavaError(f"{name}: the celestial axes are not the first two FITS axes")
+        data = h.data
+        if data is None:
+            raise RadioLlavaError(f"{name} HDU {index} holds no data")
+        extra = data.shape[:-2]
+        warn = []
+        if any(n != 1 for n in extra):
+            warn.append(f"{name} has {data.ndim} axes of shape {data.shape}; using the first plane")
+        data = data[(0,) * len(extra)] if extra else data
+        scale = (float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0)))
+        img = cls(data, celestial, header, path=path, hdu=index, scale=scale, hdul=hdul)
+        img.warnings.extend(warn)
+        return img
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape)  # (ny, nx)
+
+    @property
+    def pixel_scale_arcsec(self) -> tuple[float, float]:
+        """Pixel size along x and y in arcsec (projection-plane scales)."""
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        sx, sy = proj_plane_pixel_scales(self.wcs)
+        return float(sx) * 3600, float(sy) * 3600
+
+    @property
+    def frame(self) -> str:
+        from astropy.wcs.utils import wcs_to_celestial_frame
+
+        return wcs_to_celestial_frame(self.wcs).name
+
+    @property
+    def unit(self) -> str:
+        return str(self.header.get("BUNIT", "")).strip()
+
+    def close(self) -> None:
+        if self._hdul is not None:
+            self._hdul.close()
+            self._hdul = None
+
+    def read(self, slices) -> np.ndarray:
+        """Read ``data[slices]`` as native float32, applying BSCALE/BZERO."""
+        out = np.asarray(self.data[slices]).astype(np.float32)
+        bscale, bzero = self._scale
+        if (bscale, bzero) != (1.0, 0.0):
+            out = out * np.float32(bscale) + np.float32(bzero)
+        return out
+
+    # ------------------------------------------------------------------ cutouts
+    def cutout_pixels(self, x0: int, y0: int, x1: int, y1: int) -> "Cutout":
+        """Cut the pixel box ``[x0, x1) × [y0, y1)`` (0-based; may reach past the edges)."""
+        x0, y0, x1, y1 = (int(round(v)) for v in (x0, y0, x1, y1))
+        if x1 <= x0 or y1 <= y0:
+            raise RadioLlavaError(f"pixel box ({x0}, {y0}, {x1}, {y1}) has zero or negative size; "
+                                  "give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+        ny, nx = self.shape
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, nx), min(y1, ny)
+        if ix1 <= ix0 or iy1 <= iy0:
+            raise RadioLlavaError(f"the region (pixels x {x0}..{x1}, y {y0}..{y1}) lies outside "
+                                  f"{self.path or 'the image'} ({nx}×{ny} pixels)")
+        pixels = np.full((y1 - y0, x1 - x0), np.nan, dtype=np.float32)
+        pixels[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self.read((slice(iy0, iy1), slice(ix0, ix1)))
+        padded = (ix0, iy0, ix1, iy1) != (x0, y0, x1, y1)
+        cut = Cutout(pixels, x0, y0, self, padded=padded)
+        if not np.isfinite(pixels).any() or np.nanmax(pixels) == np.nanmin(pixels):
+            raise RadioLlavaError(f"the cutout at pixels x {x0}..{x1}, y {y0}..{y1} of "
+                                  f"{self.path or 'the image'} is blank (all NaN or constant); "
+                                  "choose a region with data")
+        return cut
+
+    def cutout_sky(self, center, size) -> "Cutout":
+        """Cut a box of angular ``size`` (Quantity, or (width, height)) around SkyCoord ``center``.
+
+        astropy's ``Cutout2D`` decides the pixel box (so even sizes round like astropy does);
+        pixels are then read from the memory-mapped file, padding what lies off the image.
+        """
+        import astropy.units as u
+        from astropy.nddata import Cutout2D
+        from astropy.nddata.utils import NoOverlapError
+
+        w, h = (size, size) if np.ndim(getattr(size, "value", size)) == 0 else size
+        for s in (w, h):
+            if not isinstance(s, u.Quantity) or s.value <= 0 or not np.isfinite(s.value):
+                raise RadioLlavaError(f"size {s} must be a positive angle such as 2arcmin")
+        try:
+            # A zero-stride stand-in: Cutout2D places the box without touching the file.
+            stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), self.shape)
+            cut = Cutout2D(stand_in, center, (h, w), wcs=self.wcs, mode="partial",
+                           fill_value=np.nan, copy=False)
+        except NoOverlapError:
+            raise RadioLlavaError(f"{center.to_string('decimal')} with size {w}×{h} lies outside "
+                                  f"{self.path or 'the image'}") from None
+        except ValueError as exc:
+            raise RadioLlavaError(f"cannot place {center.to_string('decimal')}: {exc}") from None
+        # origin_original is where the overlap starts in the image, origin_cutout where it
+        # starts in the cutout: their difference is the image index of cutout pixel (0, 0).
+        x0 = int(cut.origin_original[0] - cut.origin_cutout[0])
+        y0 = int(cut.origin_original[1] - cut.origin_cutout[1])
+        ny, nx = cut.shape
+        return self.cutout_pixels(x0, y0, x0 + nx, y0 + ny)
+
+    def cutout_region(self, path: str | Path) -> "Cutout":
+        """Cut the bounding box of the first region in a DS9/CRTF/FITS region file."""
+        region = read_first_region(path)
+        if hasattr(region, "to_pixel"):
+            region = region.to_pixel(self.wcs)
+        bbox = region.bounding_box
+        return self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+
+
+def read_first_region(path: str | Path):
+    """Read the first shape of a DS9, CRTF or FITS region file."""
+    from regions import Regions
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise RadioLlavaError(f"{path}: no such region file")
+    fmt = {".reg": "ds9", ".crtf": "crtf", ".fits": "fits", ".fit": "fits"}.get(Path(path).suffix.lower())
+    try:
+        regs = Regions.read(path, format=fmt) if fmt else Regions.read(path)
+    except Exception as exc:
+        raise RadioLlavaError(f"{path}: cannot read regions ({exc}); "
+                              "give a DS9 (.reg), CRTF (.crtf) or FITS region file") from None
+    if len(regs) == 0:
+        raise RadioLlavaError(f"{path} contains no region")
+    return regs[0]
+
+
+@dataclass
+class Cutout:
+    """Pixels cut from a RadioImage, and where they sit in it.
+
+    ``x0, y0``: the mosaic pixel index of the cutout's pixel (0, 0); negative when the cutout
+    reaches past the image's lower-left edge. ``padded``: part of it lies off the image (NaN there).
+    """
+
+    data: np.ndarray
+    x0: int
+    y0: int
+    image: RadioImage
+    padded: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    @property
+    def wcs(self):
+        """The cutout's own celestial WCS (the mosaic's, with the reference pixel shifted)."""
+        w = self.image.wcs.deepcopy()
+        w.wcs.crpix = w.wcs.crpix - np.array([self.x0, self.y0])
+        return w
+
+    @property
+    def blank_fraction(self) -> float:
+        return float(np.mean(~np.isfinite(self.data)))
+
+    @property
+    def center_sky(self):
+        ny, nx = self.shape
+        return self.image.wcs.pixel_to_world(self.x0 + (nx - 1) / 2, self.y0 + (ny - 1) / 2)
+
+    @property
+    def size_arcsec(self) -> tuple[float, float]:
+        sx, sy = self.image.pixel_scale_arcsec
+        ny, nx = self.shape
+        return nx * sx, ny * sy
+
+
+def parse_size(text: str):
+    """'2arcmin', '120 arcsec', '0.1deg', "3'", '45"' → Quantity (angle). A bare number is refused."""
+    import astropy.units as u
+
+    s = str(text).strip().replace("″", '"').replace("′", "'")
+    if s.endswith('"'):
+        s = s[:-1] + "arcsec"
+    elif s.endswith("'"):
+        s = s[:-1] + "arcmin"
+    try:
+        q = u.Quantity(s)
+    except (TypeError, ValueError):
+        raise RadioLlavaError(f"size {text!r} is not an angle; write e.g. 2arcmin, 90arcsec or 0.05deg") from None
+    if q.unit == u.dimensionless_unscaled:
+        raise RadioLlavaError(f"size {text!r} has no unit; write e.g. {text}arcsec or {text}arcmin")
+    if not q.unit.is_equivalent(u.deg):
+        raise RadioLlavaError(f"size {text!r} is not an angle; write e.g. 2arcmin")
+    if not np.isfinite(q.value) or q.value <= 0:
+        raise RadioLlavaError(f"size {text!r} must be positive")
+    return q.to(u.arcsec)
+
+
+def parse_center(text: str, frame: str = "icrs"):
+    """'205.1 55.2' (degrees), '13:40:24 +55:12:00' or '13h40m24s +55d12m' → SkyCoord."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    s = str(text).strip().replace(",", " ")
+    sexagesimal = any(c in s for c in ":hms") and frame not in ("galactic",)
+    try:
+        if sexagesimal:
+            return SkyCoord(s, unit=(u.hourangle, u.deg), frame=frame)
+        return SkyCoord(*[float(v) for v in s.split()], unit=u.deg, frame=frame)
+    except Exception:
+        raise RadioLlavaError(f"centre {text!r} is not a sky position; write \"RA DEC\" in degrees "
+                              "(e.g. \"205.12 55.3\") or sexagesimal (\"13:40:29 +55:18:00\")") from None

@@ -1,0 +1,158 @@
+"""Model boxes → mosaic pixel boxes → sky regions and catalogue tables.
+
+Boxes go through the picture's Transform (nothing else does coordinate arithmetic). Regions are
+astropy ``regions`` rectangles in sky coordinates, labelled and coloured by class; catalogues are
+astropy Tables (RA, Dec, width, height, class, score).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RadioLlavaError
+from .transform import Transform
+
+CLASS_COLOURS = {
+    "COMPACT": "cyan", "EXTENDED": "orange", "EXTENDED-MULTISLAND": "magenta", "SPURIOUS": "red",
+    "ARTIFACT": "red", "ARTEFACT": "red", "FLAGGED": "yellow", "RADIO-GALAXY": "lime",
+    "DIFFUSE": "green", "DIFFUSE-LARGE": "green", "FR-I": "blue", "FR-II": "purple",
+}
+DEFAULT_COLOUR = "white"
+
+REGION_FORMATS = {".reg": "ds9", ".ds9": "ds9", ".crtf": "crtf", ".fits": "fits", ".fit": "fits"}
+TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
+
+
+def colour_for(label: str | None) -> str:
+    return CLASS_COLOURS.get((label or "").upper(), DEFAULT_COLOUR)
+
+
+@dataclass(frozen=True)
+class SkyBox:
+    """A model box placed on the mosaic: pixel edges, sky centre and angular size."""
+
+    label: str | None
+    picture_box: tuple[float, float, float, float]     # the model's own convention (yolo: xc, yc, w, h)
+    pixel_box: tuple[float, float, float, float]       # mosaic [X0, Y0, X1, Y1], 0-based, edges
+    ra: float                                          # centre, degrees, in the image's frame
+    dec: float
+    width_arcsec: float
+    height_arcsec: float
+    score: float | None = None
+    frame: str = "icrs"
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "picture_box": [round(v, 6) for v in self.picture_box],
+                "pixel_box": [round(v, 4) for v in self.pixel_box], "ra": self.ra, "dec": self.dec,
+                "width_arcsec": self.width_arcsec, "height_arcsec": self.height_arcsec,
+                "score": self.score, "frame": self.frame}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SkyBox":
+        return cls(d.get("label"), tuple(d["picture_box"]), tuple(d["pixel_box"]), float(d["ra"]),
+                   float(d["dec"]), float(d["width_arcsec"]), float(d["height_arcsec"]),
+                   d.get("score"), d.get("frame", "icrs"))
+
+    def pixel_region(self):
+        from regions import PixCoord, RectanglePixelRegion
+
+        X0, Y0, X1, Y1 = self.pixel_box
+        return RectanglePixelRegion(PixCoord((X0 + X1) / 2, (Y0 + Y1) / 2), X1 - X0, Y1 - Y0)
+
+
+def map_box(box, transform: Transform) -> SkyBox:
+    """A valid parsed PictureBox (normalised edges) → SkyBox through ``transform``."""
+    if not box.valid:
+        raise RadioLlavaError(f"box {box.raw or box.to_yolo()} is flagged ({box.problem}); not mapped")
+    X0, Y0, X1, Y1 = transform.box_to_mosaic(box.x0, box.y0, box.x1, box.y1)
+    pix = SkyBox(box.label, tuple(box.to_yolo()), (X0, Y0, X1, Y1), 0.0, 0.0, 0.0, 0.0, box.score)
+    sky = pix.pixel_region().to_sky(transform.wcs)
+    frame = sky.center.frame.name
+    lon, lat = (sky.center.spherical.lon.deg, sky.center.spherical.lat.deg)
+    return SkyBox(box.label, pix.picture_box, pix.pixel_box, float(lon), float(lat),
+                  float(sky.width.to_value("arcsec")), float(sky.height.to_value("arcsec")),
+                  box.score, frame)
+
+
+def map_boxes(boxes, transform: Transform) -> tuple[list[SkyBox], list[str]]:
+    """Map every valid box; flagged boxes are reported in the warnings, never mapped silently."""
+    mapped, warnings = [], []
+    for box in boxes:
+        if box.valid:
+            mapped.append(map_box(box, transform))
+        else:
+            warnings.append(f"box {box.raw or box.to_yolo()} not mapped: {box.problem}")
+    return mapped, warnings
+
+
+def to_regions(boxes: list[SkyBox], wcs, source: str = "radio-llava"):
+    """SkyBoxes → ``regions.Regions`` of sky rectangles, with class label text and colour."""
+    from regions import Regions
+
+    out = []
+    for i, b in enumerate(boxes, 1):
+        region = b.pixel_region().to_sky(wcs)
+        region.meta["text"] = f"{b.label or 'box'} #{i} ({source})"
+        region.meta["label"] = f"{b.label or 'box'} #{i}"
+        region.visual["color"] = colour_for(b.label)
+        out.append(region)
+    return Regions(out)
+
+
+def _atomic_write(path: str | Path, write) -> Path:
+    """Write through a temporary file in the same folder, then rename: nothing half-written."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise RadioLlavaError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None = None) -> Path:
+    """Write sky regions as DS9 (.reg), CRTF (.crtf) or FITS (.fits); format from the suffix."""
+    fmt = format or REGION_FORMATS.get(Path(path).suffix.lower())
+    if fmt not in ("ds9", "crtf", "fits"):
+        raise RadioLlavaError(f"{path}: unknown region format; use .reg (DS9), .crtf (CRTF) or .fits")
+    regs = to_regions(boxes, wcs)
+    return _atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
+
+
+def catalogue(boxes: list[SkyBox]):
+    """SkyBoxes → astropy Table with ra, dec (deg), width, height (arcsec), class, score, pixel box."""
+    import astropy.units as u
+    from astropy.table import Table
+
+    n = len(boxes)
+    t = Table()
+    t["ra"] = np.array([b.ra for b in boxes], float) * u.deg
+    t["dec"] = np.array([b.dec for b in boxes], float) * u.deg
+    t["width"] = np.array([b.width_arcsec for b in boxes], float) * u.arcsec
+    t["height"] = np.array([b.height_arcsec for b in boxes], float) * u.arcsec
+    t["class"] = np.array([b.label or "" for b in boxes], dtype=str) if n else np.array([], dtype="U1")
+    t["score"] = np.array([np.nan if b.score is None else b.score for b in boxes], float)
+    for i, name in enumerate(("x0", "y0", "x1", "y1")):
+        t[name] = np.array([b.pixel_box[i] for b in boxes], float)
+    t.meta["frame"] = boxes[0].frame if boxes else "icrs"
+    t.meta["pixel_convention"] = "0-based, box edges"
+    return t
+
+
+def write_catalogue(path: str | Path, boxes: list[SkyBox], format: str | None = None) -> Path:
+    fmt = format or TABLE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise RadioLlavaError(f"{path}: unknown table format; use .ecsv, .csv or .fits")
+    table = catalogue(boxes)
+    return _atomic_write(path, lambda tmp: table.write(tmp, format=fmt, overwrite=True))

@@ -1,0 +1,180 @@
+"""The task catalogue: questions to ask the model, read from ``resources/tasks/*.yaml``.
+
+Each YAML file holds a list of task mappings (or a single mapping). Files are read in
+name order and tasks in file order, which is the order of :func:`load_tasks`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RadioLlavaError
+
+KINDS = ("text", "single", "multi", "yesno", "boxes")
+YESNO_LABELS = ("Yes", "No")
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class TaskError(RadioLlavaError, ValueError):
+    """A task file is invalid, or a task name is unknown (a one-line message)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One question for the model and how its answer should be read."""
+
+    name: str
+    title: str
+    kind: str
+    prompt: str
+    labels: tuple[str, ...] = ()
+    none_label: str | None = None
+    box_class: str | None = None
+    benchmark: str | None = None
+    negative_answer: str | None = None
+
+
+_KEYS = tuple(f.name for f in fields(Task))
+_OPTIONAL_STR_KEYS = ("none_label", "box_class", "benchmark", "negative_answer")
+
+
+def default_task_folder() -> Path:
+    """Return the folder of the installed catalogue (or the source tree's one)."""
+    try:
+        from importlib.resources import files
+
+        folder = Path(str(files("glue_radiollava.resources") / "tasks"))
+        if folder.is_dir():
+            return folder
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "resources" / "tasks"
+
+
+def load_tasks(folder: Path | None = None) -> dict[str, Task]:
+    """Load and validate every task in ``folder`` (default: the catalogue), keyed by name.
+
+    The default catalogue is read once and cached. Raises :class:`TaskError` with a
+    one-line message naming the file and the key at fault.
+    """
+    if folder is None:
+        return dict(_default_tasks())
+    return _load_folder(Path(folder))
+
+
+def get_task(name: str) -> Task:
+    """Return the catalogue task called ``name``."""
+    tasks = load_tasks()
+    try:
+        return tasks[name]
+    except KeyError:
+        known = ", ".join(tasks)
+        raise TaskError(
+            f"unknown task {name!r}; run `radiollava tasks` to list them (known: {known})"
+        ) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _default_tasks() -> tuple[tuple[str, Task], ...]:
+    """The default catalogue, cached as an immutable tuple of (name, task)."""
+    return tuple(_load_folder(default_task_folder()).items())
+
+
+def _load_folder(folder: Path) -> dict[str, Task]:
+    """Read all ``*.yaml``/``*.yml`` files of ``folder`` in name order."""
+    if not folder.is_dir():
+        raise TaskError(f"{folder}: task folder not found")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    if not paths:
+        raise TaskError(f"{folder}: no task files (*.yaml)")
+    tasks: dict[str, Task] = {}
+    origin: dict[str, Path] = {}
+    for path in paths:
+        for task in _load_file(path):
+            if task.name in tasks:
+                raise TaskError(
+                    f"{path}: key 'name': duplicate task name {task.name!r}"
+                    f" (first defined in {origin[task.name]})"
+                )
+            tasks[task.name] = task
+            origin[task.name] = path
+    return tasks
+
+
+def _load_file(path: Path) -> list[Task]:
+    """Parse one YAML file into validated tasks."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise TaskError(f"{path}: cannot read YAML: {detail}") from None
+    if data is None:
+        return []
+    entries = [data] if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise TaskError(f"{path}: expected a list of tasks, got {type(data).__name__}")
+    return [_make_task(path, i, entry) for i, entry in enumerate(entries, start=1)]
+
+
+def _make_task(path: Path, index: int, entry: Any) -> Task:
+    """Validate one mapping and build its :class:`Task`."""
+    where = f"{path}: task #{index}"
+    if not isinstance(entry, dict):
+        raise TaskError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    if isinstance(entry.get("name"), str):
+        where = f"{path}: task {entry['name']!r}"
+
+    def fail(key: str, message: str) -> TaskError:
+        return TaskError(f"{where}, key {key!r}: {message}")
+
+    for key in entry:
+        if key not in _KEYS:
+            raise fail(str(key), f"unknown key (allowed: {', '.join(_KEYS)})")
+    for key in ("name", "kind", "prompt"):
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise fail(key, "missing or not a non-empty string")
+    name, kind = entry["name"], entry["kind"]
+    if not _NAME_RE.match(name):
+        raise fail("name", "use lower-case letters, digits, '-' or '_'")
+    if kind not in KINDS:
+        raise fail("kind", f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    title = entry.get("title", name)
+    if not isinstance(title, str) or not title.strip():
+        raise fail("title", "not a non-empty string")
+    for key in _OPTIONAL_STR_KEYS:
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise fail(key, "not a string")
+
+    labels = entry.get("labels") or []
+    if not isinstance(labels, list) or not all(
+        isinstance(label, str) and label.strip() for label in labels
+    ):
+        raise fail("labels", 'expected a list of strings (quote "Yes"/"No" in YAML)')
+    if kind in ("single", "multi") and not labels:
+        raise fail("labels", f"a {kind!r} task needs labels")
+    if len(set(labels)) != len(labels):
+        raise fail("labels", "duplicate labels")
+    if kind == "yesno":
+        if labels and tuple(labels) != YESNO_LABELS:
+            raise fail("labels", 'a yesno task has labels ["Yes", "No"]')
+        labels = list(YESNO_LABELS)
+
+    return Task(
+        name=name,
+        title=title.strip(),
+        kind=kind,
+        prompt=entry["prompt"],
+        labels=tuple(labels),
+        none_label=entry.get("none_label"),
+        box_class=entry.get("box_class"),
+        benchmark=entry.get("benchmark"),
+        negative_answer=entry.get("negative_answer"),
+    )

@@ -1,0 +1,121 @@
+"""Build a tiny random LLaVA-OneVision fully offline (for tests and for checking an install).
+
+The tokenizer is a byte-level BPE trained in-process on radio-astronomy text (the task catalogue
+and a few sentences), with ChatML special tokens and a chat template; the model is a SigLIP-style
+vision tower, an MLP projector and a Qwen2-style LLM. Every Linear layer that bitsandbytes may
+quantize has at least 64 input features (smaller ones crash 4-bit kernels on CPU).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>", "<pad>"]
+
+# ChatML, as LLaVA-OneVision/Qwen2 use it; an image part renders as "<image>\n" before the text.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+_CORPUS = """
+You are an AI assistant specialized in radio astronomical topics.
+The image contains compact radio sources, extended radio sources and diffuse emission.
+Please provide the bounding box coordinates of all compact sources present in the image.
+[0.45, 0.32, 0.05, 0.04], [0.7, 0.1, 0.12, 0.2], [0.5, 0.5, 0.25, 0.25]
+The image does not contain compact radio sources. Yes. No. NONE. FR-I FR-II 1C-1P 1C-2P 1C-3P 2C-2P 2C-3P 3C-3P
+ORDINARY COMPLEX PECULIAR EXTENDED DIFFUSE DIFFUSE-LARGE RADIO-GALAXY ARTIFACT ARTEFACT FILAMENT BORDER
+A radio galaxy with two lobes and hotspots; jets fading outward from a bright core; sidelobe rings.
+0123456789 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0
+"""
+
+
+def _corpus() -> list[str]:
+    lines = [line for line in _CORPUS.splitlines() if line.strip()]
+    try:
+        from .tasks import load_tasks
+
+        lines += [t.prompt for t in load_tasks().values()]
+    except Exception:  # the catalogue is a nicety for the tokenizer, not a requirement
+        pass
+    return lines
+
+
+def build_tokenizer(vocab_size: int = 600):
+    """A byte-level BPE tokenizer trained in-process, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(_corpus() * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None,
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+    )
+    return fast
+
+
+def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
+               hidden: int = 64, layers: int = 2) -> Path:
+    """Build and save a tiny random LLaVA-OneVision in the Hugging Face layout; returns the folder."""
+    import torch
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
+                              Qwen2Config, SiglipVisionConfig)
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil)
+
+    from .models import image_only_processor_class
+    from .profiles import get_profile, save_profile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    vision = SiglipVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                num_attention_heads=2, image_size=image_size, patch_size=patch_size,
+                                vision_use_head=False)
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=4096, tie_word_embeddings=False,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlavaOnevisionConfig(
+        vision_config=vision, text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        projector_hidden_act="gelu", vision_feature_select_strategy="full",
+        vision_aspect_ratio="anyres_max_1",
+        image_grid_pinpoints=[[image_size, image_size]],
+    )
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+
+    image_processor = LlavaOnevisionImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        image_grid_pinpoints=[[image_size, image_size]])
+    processor = image_only_processor_class("llava_onevision")(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
+        num_image_tokens=(image_size // patch_size) ** 2,
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_1")
+    processor.save_pretrained(folder)
+    save_profile(get_profile("radio-llava"), folder)
+    return folder

@@ -1,0 +1,123 @@
+"""The one object that knows how a model's picture sits on the mosaic and on the sky.
+
+Coordinates, all 0-based with pixel centres on integers (numpy/astropy convention):
+
+- picture pixels ``(p, q)``: columns and rows of the picture the model sees (row 0 at its top);
+- normalised picture coordinates ``(u, v)`` in [0, 1]: edges, y from the picture's top
+  (the model's box convention); ``u = (p + 0.5) / picture_width``;
+- cutout pixels ``(x, y)``: columns and rows of the cutout array (FITS row 0 first);
+- mosaic pixels ``(X, Y)``: ``X = x + x0``, ``Y = y + y0``;
+- sky: through the mosaic's celestial WCS.
+
+Picture ⇄ cutout is affine on each axis: an optional vertical flip (north-up pictures), a scale,
+and a padding offset (resizing onto a padded square). Everything is exact and invertible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import RadioLlavaError
+
+
+@dataclass(frozen=True)
+class Transform:
+    cutout_width: int
+    cutout_height: int
+    picture_width: int
+    picture_height: int
+    x0: int = 0                 # mosaic index of cutout pixel (0, 0)
+    y0: int = 0
+    scale_x: float = 1.0        # picture pixels per cutout pixel
+    scale_y: float = 1.0
+    pad_x: float = 0.0          # picture pixels of padding left of / above the cutout
+    pad_y: float = 0.0
+    flip_y: bool = False        # True: picture top = last cutout row (north up)
+    wcs: object = None          # the mosaic's celestial WCS (None: pixel-only)
+
+    @classmethod
+    def identity(cls, width: int, height: int, x0: int = 0, y0: int = 0, wcs=None) -> "Transform":
+        return cls(width, height, width, height, x0, y0, wcs=wcs)
+
+    # ------------------------------------------------------- picture ⇄ cutout
+    def picture_to_cutout(self, p, q):
+        p, q = np.asarray(p, float), np.asarray(q, float)
+        ex = (p + 0.5 - self.pad_x) / self.scale_x          # cutout edge coordinate
+        ey = (q + 0.5 - self.pad_y) / self.scale_y
+        if self.flip_y:
+            ey = self.cutout_height - ey
+        return ex - 0.5, ey - 0.5
+
+    def cutout_to_picture(self, x, y):
+        ex, ey = np.asarray(x, float) + 0.5, np.asarray(y, float) + 0.5
+        if self.flip_y:
+            ey = self.cutout_height - ey
+        return ex * self.scale_x + self.pad_x - 0.5, ey * self.scale_y + self.pad_y - 0.5
+
+    # ------------------------------------------------------- cutout ⇄ mosaic
+    def cutout_to_mosaic(self, x, y):
+        return np.asarray(x, float) + self.x0, np.asarray(y, float) + self.y0
+
+    def mosaic_to_cutout(self, X, Y):
+        return np.asarray(X, float) - self.x0, np.asarray(Y, float) - self.y0
+
+    # ------------------------------------------------------- compositions
+    def picture_to_mosaic(self, p, q):
+        return self.cutout_to_mosaic(*self.picture_to_cutout(p, q))
+
+    def mosaic_to_picture(self, X, Y):
+        return self.cutout_to_picture(*self.mosaic_to_cutout(X, Y))
+
+    def normalised_to_picture(self, u, v):
+        return (np.asarray(u, float) * self.picture_width - 0.5,
+                np.asarray(v, float) * self.picture_height - 0.5)
+
+    def picture_to_normalised(self, p, q):
+        return ((np.asarray(p, float) + 0.5) / self.picture_width,
+                (np.asarray(q, float) + 0.5) / self.picture_height)
+
+    def normalised_to_mosaic(self, u, v):
+        return self.picture_to_mosaic(*self.normalised_to_picture(u, v))
+
+    def mosaic_to_normalised(self, X, Y):
+        return self.picture_to_normalised(*self.mosaic_to_picture(X, Y))
+
+    def mosaic_to_sky(self, X, Y):
+        self._need_wcs()
+        return self.wcs.pixel_to_world(X, Y)
+
+    def sky_to_mosaic(self, coord):
+        self._need_wcs()
+        X, Y = self.wcs.world_to_pixel(coord)
+        return np.asarray(X, float), np.asarray(Y, float)
+
+    def picture_to_sky(self, p, q):
+        return self.mosaic_to_sky(*self.picture_to_mosaic(p, q))
+
+    def sky_to_picture(self, coord):
+        return self.mosaic_to_picture(*self.sky_to_mosaic(coord))
+
+    def _need_wcs(self):
+        if self.wcs is None:
+            raise RadioLlavaError("this picture has no celestial WCS, so boxes cannot go to the sky")
+
+    # ------------------------------------------------------- boxes
+    def box_to_mosaic(self, u0: float, v0: float, u1: float, v1: float) -> tuple[float, float, float, float]:
+        """A normalised picture box (edges) → mosaic pixel box ``[X0, Y0, X1, Y1]`` (edges, X0<X1)."""
+        # Picture edges sit half a pixel from centres, so map the edge positions through the
+        # centre-based transform by shifting: edge u ↔ picture centre coordinate u*W - 0.5.
+        Xa, Ya = self.normalised_to_mosaic(u0, v0)
+        Xb, Yb = self.normalised_to_mosaic(u1, v1)
+        return (float(min(Xa, Xb)), float(min(Ya, Yb)), float(max(Xa, Xb)), float(max(Ya, Yb)))
+
+    def mosaic_box_to_normalised(self, X0, Y0, X1, Y1) -> tuple[float, float, float, float]:
+        """The inverse of ``box_to_mosaic``: mosaic edges → normalised picture box (u0<u1, v0<v1)."""
+        ua, va = self.mosaic_to_normalised(X0, Y0)
+        ub, vb = self.mosaic_to_normalised(X1, Y1)
+        return (float(min(ua, ub)), float(min(va, vb)), float(max(ua, ub)), float(max(va, vb)))
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "wcs"}
+        return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in d.items()}

@@ -1,0 +1,1 @@
+# Data package: task catalogue (tasks/*.yaml), installed as glue_radiollava.resources.
