@@ -252,7 +252,8 @@ class Assistant:
                       "pixel_box": [cut.x0, cut.y0, cut.x0 + cut.shape[1], cut.y0 + cut.shape[0]],
                       "image": cut.image.path, "hdu": cut.image.hdu}
         return {"model": self.loaded.provenance(),
-                "preprocessing": {"profile": view.profile.name, **view.profile.to_dict()},
+                "preprocessing": {"profile": view.profile.name, "version": view.profile.version,
+                                  "parameters": view.profile.to_dict()},
                 "region": region, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     # ------------------------------------------------------------ score

@@ -81,6 +81,7 @@ class RadioImage:
         else:
             try:
                 index = hdul.index_of(int(hdu) if str(hdu).lstrip("-").isdigit() else hdu)
+                hdul[index]
             except (KeyError, IndexError):
                 hdul.close()
                 raise RadioLlavaError(f"{path} has no HDU {hdu!r}; it has {len(hdul)} HDUs, "
@@ -204,14 +205,17 @@ class RadioImage:
         for s in (w, h):
             if not isinstance(s, u.Quantity) or s.value <= 0 or not np.isfinite(s.value):
                 raise RadioLlavaError(f"size {s} must be a positive angle such as 2arcmin")
+        where = f"{center.to_string('decimal')} with size {w}×{h}"
+        if not np.all(np.isfinite(self.wcs.world_to_pixel(center))):
+            raise RadioLlavaError(f"{where} lies outside {self.path or 'the image'} "
+                                  "(it has no pixel position in this projection)")
         try:
             # A zero-stride stand-in: Cutout2D places the box without touching the file.
             stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), self.shape)
             cut = Cutout2D(stand_in, center, (h, w), wcs=self.wcs, mode="partial",
                            fill_value=np.nan, copy=False)
         except NoOverlapError:
-            raise RadioLlavaError(f"{center.to_string('decimal')} with size {w}×{h} lies outside "
-                                  f"{self.path or 'the image'}") from None
+            raise RadioLlavaError(f"{where} lies outside {self.path or 'the image'}") from None
         except ValueError as exc:
             raise RadioLlavaError(f"cannot place {center.to_string('decimal')}: {exc}") from None
         # origin_original is where the overlap starts in the image, origin_cutout where it

@@ -122,11 +122,17 @@ def _atomic_write(path: str | Path, write) -> Path:
 
 
 def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None = None) -> Path:
-    """Write sky regions as DS9 (.reg), CRTF (.crtf) or FITS (.fits); format from the suffix."""
+    """Write regions as DS9 (.reg), CRTF (.crtf) or FITS (.fits); format from the suffix.
+
+    DS9 and CRTF files hold sky rectangles; FITS region files can only hold pixel shapes, so they
+    are written in the pixel coordinates of the image the boxes were mapped onto.
+    """
     fmt = format or REGION_FORMATS.get(Path(path).suffix.lower())
     if fmt not in ("ds9", "crtf", "fits"):
         raise RadioLlavaError(f"{path}: unknown region format; use .reg (DS9), .crtf (CRTF) or .fits")
     regs = to_regions(boxes, wcs)
+    if fmt == "fits":  # the FITS region format stores pixel shapes only: the image's pixels
+        regs = type(regs)([r.to_pixel(wcs) for r in regs])
     return _atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
 
 
@@ -146,7 +152,7 @@ def catalogue(boxes: list[SkyBox]):
     for i, name in enumerate(("x0", "y0", "x1", "y1")):
         t[name] = np.array([b.pixel_box[i] for b in boxes], float)
     t.meta["frame"] = boxes[0].frame if boxes else "icrs"
-    t.meta["pixel_convention"] = "0-based, box edges"
+    t.meta["PIXCONV"] = "x0 y0 x1 y1: 0-based mosaic pixels, box edges"
     return t
 
 

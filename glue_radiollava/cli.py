@@ -1,0 +1,206 @@
+"""The ``radiollava`` command. Heavy imports happen inside the subcommands, so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .core.errors import RadioLlavaError
+
+
+def _add_region_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="FITS image or mosaic")
+    p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--center", help='sky centre "RA DEC" (degrees or sexagesimal); needs --size')
+    where.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
+                       help="pixel box, 0-based, X1/Y1 exclusive")
+    where.add_argument("--region", help="DS9/CRTF/FITS region file (its first shape's bounding box)")
+    p.add_argument("--size", help="cutout size with --center: 2arcmin, 90arcsec, 0.05deg")
+    p.add_argument("--frame", default="icrs", help="frame of --center: icrs (default), fk5, galactic")
+
+
+def _cutout(args):
+    from .core.image import RadioImage, parse_center, parse_size
+
+    image = RadioImage.open(args.image, hdu=args.hdu)
+    if args.center is not None:
+        if not args.size:
+            raise RadioLlavaError("--center needs --size (e.g. --size 2arcmin)")
+        return image.cutout_sky(parse_center(args.center, args.frame), parse_size(args.size))
+    if args.box is not None:
+        return image.cutout_pixels(*args.box)
+    return image.cutout_region(args.region)
+
+
+def _write_outputs(args, boxes, wcs) -> list[str]:
+    from .core.skyregions import write_catalogue, write_regions
+
+    written = []
+    if getattr(args, "regions_out", None):
+        written.append(str(write_regions(args.regions_out, boxes, wcs)))
+    if getattr(args, "catalogue_out", None):
+        written.append(str(write_catalogue(args.catalogue_out, boxes)))
+    return written
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_ask(args) -> int:
+    import time
+
+    from .core.assistant import Assistant
+    from .core.models import ModelSpec
+
+    if not args.task and not args.question:
+        raise RadioLlavaError("give --task NAME or --question TEXT (`radiollava tasks` lists the tasks)")
+    if args.task:
+        from .core.tasks import get_task
+
+        get_task(args.task)  # an unknown task fails before the model loads
+    _quiet_transformers()
+    cutout = _cutout(args)
+    assistant = Assistant(ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device))
+    t0 = time.perf_counter()
+    view = assistant.view(cutout)
+    render_s = time.perf_counter() - t0
+    stream = None if args.json else (lambda s: print(s, end="", flush=True))
+    answer = assistant.ask(view, question=args.question, task=args.task, max_new_tokens=args.max_new_tokens,
+                           temperature=args.temperature, on_text=stream)
+    answer.timings.update(load_s=round(assistant.loaded.load_s, 4), render_s=round(render_s, 4))
+    written = _write_outputs(args, answer.boxes, cutout.image.wcs)
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=None))
+        return 0
+    print()
+    for b in answer.boxes:
+        print(f"  {b.label or 'box'}: RA {b.ra:.5f} Dec {b.dec:+.5f}  {b.width_arcsec:.1f}\" x "
+              f"{b.height_arcsec:.1f}\"  pixels {[round(v, 1) for v in b.pixel_box]}")
+    for w in answer.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_regions(args) -> int:
+    from .core.parsing import parse_boxes
+    from .core.profiles import get_profile, render
+    from .core.skyregions import map_boxes
+
+    cutout = _cutout(args)
+    view = render(cutout, get_profile(args.profile))
+    parsed = parse_boxes(args.boxes, args.convention, picture_size=view.picture.size, label=args.label)
+    if parsed.unparsed:
+        raise RadioLlavaError(f"--boxes {args.boxes!r}: {parsed.problem}; write e.g. \"[0.5, 0.5, 0.1, 0.1]\"")
+    boxes, warnings = map_boxes(parsed.boxes, view.transform)
+    written = _write_outputs(args, boxes, cutout.image.wcs)
+    if args.json:
+        print(json.dumps({"boxes": [b.to_dict() for b in boxes], "warnings": warnings,
+                          "preprocessing": view.profile.to_dict(), "written": written}))
+        return 0
+    for b in boxes:
+        print(f"{b.label or 'box'}: RA {b.ra:.6f} Dec {b.dec:+.6f}  {b.width_arcsec:.2f}\" x {b.height_arcsec:.2f}\"")
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from .core.tasks import load_tasks
+
+    tasks = load_tasks()
+    if args.json:
+        print(json.dumps([{"name": t.name, "title": t.title, "kind": t.kind, "labels": list(t.labels),
+                           "benchmark": t.benchmark, "prompt": t.prompt} for t in tasks.values()], indent=1))
+        return 0
+    width = max(len(n) for n in tasks)
+    for t in tasks.values():
+        labels = f"  [{', '.join(t.labels)}]" if t.labels and t.kind != "yesno" else ""
+        print(f"{t.name:<{width}}  {t.kind:<6}  {t.title}{labels}")
+    return 0
+
+
+def cmd_model_tiny(args) -> int:
+    from .core.tiny import build_tiny
+
+    _quiet_transformers()
+    folder = build_tiny(args.folder, seed=args.seed)
+    print(f"wrote a tiny random LLaVA-OneVision to {folder} (use --model {folder})")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radiollava", description=(
+        "Ask a local vision-language model (radio-llava) about regions of radio FITS images."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ask", help="ask a question about a region of a FITS image")
+    _add_region_args(p)
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--task", help="a task from the catalogue (see `radiollava tasks`)")
+    q.add_argument("--question", help="a free question")
+    p.add_argument("--model", default="nano", help="nano (embedded), a model folder, or a hub id")
+    p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
+    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
+    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy decoding")
+    p.add_argument("--regions-out", help="write the boxes as sky regions (.reg DS9, .crtf, .fits)")
+    p.add_argument("--catalogue-out", help="write the boxes as a table (.ecsv, .csv, .fits)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("regions", help="turn model-convention boxes into sky regions for a cutout")
+    _add_region_args(p)
+    p.add_argument("--boxes", required=True, help='e.g. "[0.45, 0.32, 0.05, 0.04], [0.7, 0.1, 0.12, 0.2]"')
+    p.add_argument("--convention", default="yolo", choices=["yolo", "qwen", "pixels"])
+    p.add_argument("--label", help="class label for the boxes")
+    p.add_argument("--profile", default="radio-llava", help="preprocessing profile the boxes refer to")
+    p.add_argument("--out", dest="regions_out", help="region file (.reg, .crtf, .fits)")
+    p.add_argument("--catalogue-out", help="table (.ecsv, .csv, .fits)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_regions)
+
+    p = sub.add_parser("tasks", help="list the task catalogue")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("model", help="model utilities")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    t = msub.add_parser("tiny", help="build a tiny random LLaVA-OneVision offline (tests, install checks)")
+    t.add_argument("folder")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_model_tiny)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RadioLlavaError as exc:
+        print(f"radiollava: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("radiollava: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Opening real and synthetic FITS images, cutting regions, and the bad inputs."""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.image import RadioImage, parse_center, parse_size
+
+
+@pytest.mark.parametrize("path, shape, frame, dtype", [
+    ("lotss_dr1/P205+55-mosaic.fits", (400, 400), "icrs", ">f8"),          # float64 big-endian
+    ("mirabest_first/100_117.079+045.746_0.1850_0228.03.fits", (300, 300), "fk5", ">f4"),  # TABs
+    ("misc/pybdsf_test_ch0_I.fits", (129, 129), "fk5", ">f4"),              # 4-axis header
+    ("misc/magpis_G10.5+0.0_20cm.fits", (300, 300), "galactic", ">f4"),    # Galactic
+    ("misc/parkes_1904-66_SIN.fits", (192, 192), "fk5", ">f4"),            # 40% blank, SIN
+    ("scorpio_atca/ScorpioS17Field.fits", (1000, 1000), "fk5", ">f4"),     # NCP, extra CTYPEs
+])
+def test_open_real_files(data_dir, path, shape, frame, dtype):
+    image = RadioImage.open(data_dir / path)
+    assert image.shape == shape
+    assert image.frame == frame
+    assert image.data.dtype == np.dtype(dtype)           # left as stored, converted per cutout
+    assert image.wcs.naxis == 2 and image.wcs.has_celestial
+    cut = image.cutout_pixels(10, 20, 74, 84)
+    assert cut.data.dtype == np.float32 and cut.data.dtype.isnative
+    np.testing.assert_array_equal(cut.data, np.asarray(image.data[20:84, 10:74], dtype=np.float32))
+
+
+def test_memory_mapped_and_beam(data_dir):
+    image = RadioImage.open(data_dir / "lotss_dr1/P205+55-mosaic.fits")
+    chain, arr = [], image.data
+    while arr is not None:          # the array's base chain ends in the file's memory map
+        chain.append(arr)
+        arr = getattr(arr, "base", None)
+    assert any(isinstance(a, (np.memmap, mmap.mmap)) for a in chain)
+    assert image.beam.major_arcsec == pytest.approx(6.0)
+    sx, sy = image.pixel_scale_arcsec
+    assert sx == pytest.approx(1.5) and sy == pytest.approx(1.5)
+
+
+def test_degenerate_axes_squeezed_and_beam(synthetic_fits):
+    image = RadioImage.open(synthetic_fits(extra_axes=2))
+    assert image.shape == (200, 200)
+    assert image.beam.major_arcsec == pytest.approx(6) and image.beam.pa_deg == 30
+
+
+def test_float64_and_bscale(tmp_path, synthetic_fits):
+    path = synthetic_fits(dtype=">f8")
+    assert RadioImage.open(path).cutout_pixels(0, 0, 10, 10).data.dtype == np.float32
+    # integer data with BSCALE/BZERO: scaling is applied to the cut pixels only
+    header = fits.getheader(path)
+    ints = np.arange(100 * 100, dtype=">i2").reshape(100, 100)
+    hdu = fits.PrimaryHDU(ints, header=header)
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.5, 10.0
+    hdu.writeto(tmp_path / "scaled.fits", output_verify="silentfix")
+    cut = RadioImage.open(tmp_path / "scaled.fits").cutout_pixels(0, 0, 4, 1)
+    np.testing.assert_allclose(cut.data[0], 10 + 0.5 * np.arange(4))
+
+
+def test_cutout_sky_centre_and_size(synthetic_fits):
+    image = RadioImage.open(synthetic_fits())
+    centre = image.wcs.pixel_to_world(120, 80)
+    cut = image.cutout_sky(centre, parse_size("30arcsec"))     # 20 px
+    assert cut.shape == (20, 20) and not cut.padded
+    assert abs(cut.x0 + 9.5 - 120) <= 0.5 and abs(cut.y0 + 9.5 - 80) <= 0.5
+    assert cut.center_sky.separation(centre).arcsec < 1.5
+
+
+def test_partial_overlap_is_padded_and_flagged(synthetic_fits):
+    image = RadioImage.open(synthetic_fits())
+    cut = image.cutout_pixels(-10, 190, 30, 230)
+    assert cut.padded and cut.shape == (40, 40)
+    assert np.isnan(cut.data[:, :10]).all() and np.isnan(cut.data[10:, :]).all()
+    assert np.isfinite(cut.data[:10, 10:]).all()
+    assert cut.blank_fraction == pytest.approx(1 - 30 * 10 / 1600)
+
+
+def test_cutout_from_region_files(tmp_path, synthetic_fits):
+    """The cutout is the region's pixel bounding box (regions' convention: touched pixels count)."""
+    from regions import CircleSkyRegion, RectanglePixelRegion, PixCoord, Regions
+    import astropy.units as u
+
+    image = RadioImage.open(synthetic_fits())
+    pix = RectanglePixelRegion(PixCoord(100.2, 60.2), 30, 20)   # edges at 85.2..115.2, 50.2..70.2
+    Regions([pix.to_sky(image.wcs)]).write(tmp_path / "r.reg", format="ds9")
+    cut = image.cutout_region(tmp_path / "r.reg")
+    assert (cut.x0, cut.y0) == (85, 50) and cut.shape == (21, 31)
+    circle = CircleSkyRegion(image.wcs.pixel_to_world(50.2, 50.2), 15 * u.arcsec)  # 10 px radius
+    Regions([circle]).write(tmp_path / "c.crtf", format="crtf")
+    cut = image.cutout_region(tmp_path / "c.crtf")
+    assert (cut.x0, cut.y0) == (40, 40) and cut.shape == (21, 21)
+    (tmp_path / "empty.reg").write_text("# Region file format: DS9\nicrs\n")
+    with pytest.raises(RadioLlavaError, match="no region"):
+        image.cutout_region(tmp_path / "empty.reg")
+
+
+def test_parse_size_and_centre():
+    assert parse_size("2arcmin").value == pytest.approx(120)
+    assert parse_size("0.01deg").value == pytest.approx(36)
+    assert parse_size("45\"").value == pytest.approx(45)
+    assert parse_size("3'").value == pytest.approx(180)
+    c = parse_center("13:40:00 +55:00:00")
+    assert c.ra.deg == pytest.approx(205.0) and c.dec.deg == pytest.approx(55.0)
+    assert parse_center("205.0, 55.0").ra.deg == pytest.approx(205.0)
+    assert parse_center("10.5 0.0", frame="galactic").l.deg == pytest.approx(10.5)
+
+
+@pytest.mark.parametrize("text", ["2", "-1arcmin", "0arcsec", "abc", "3 kg"])
+def test_bad_sizes(text):
+    with pytest.raises(RadioLlavaError, match="size"):
+        parse_size(text)
+
+
+def test_bad_centre():
+    with pytest.raises(RadioLlavaError, match="not a sky position"):
+        parse_center("north of here")
+
+
+def test_bad_files(tmp_path, synthetic_fits):
+    (tmp_path / "notes.txt").write_text("not a fits file\n" * 100)
+    with pytest.raises(RadioLlavaError, match="not a readable FITS"):
+        RadioImage.open(tmp_path / "notes.txt")
+    with pytest.raises(RadioLlavaError, match="no such file"):
+        RadioImage.open(tmp_path / "missing.fits")
+    table = fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(3))])
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(tmp_path / "table.fits")
+    with pytest.raises(RadioLlavaError, match="no image HDU"):
+        RadioImage.open(tmp_path / "table.fits")
+    fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(tmp_path / "nowcs.fits")
+    with pytest.raises(RadioLlavaError, match="no celestial WCS"):
+        RadioImage.open(tmp_path / "nowcs.fits")
+    with pytest.raises(RadioLlavaError, match="no HDU 5"):
+        RadioImage.open(synthetic_fits(), hdu=5)
+
+
+def test_bad_regions(synthetic_fits):
+    image = RadioImage.open(synthetic_fits(blank=(slice(0, 100), slice(0, 100))))
+    with pytest.raises(RadioLlavaError, match="outside"):
+        image.cutout_pixels(500, 500, 540, 540)
+    with pytest.raises(RadioLlavaError, match="zero or negative size"):
+        image.cutout_pixels(10, 10, 10, 40)
+    with pytest.raises(RadioLlavaError, match="blank"):
+        image.cutout_pixels(10, 10, 50, 50)
+    far = parse_center("10.0 -30.0")
+    with pytest.raises(RadioLlavaError, match="outside"):
+        image.cutout_sky(far, parse_size("1arcmin"))
+
+
+def test_parkes_blank_edges(data_dir):
+    image = RadioImage.open(data_dir / "misc/parkes_1904-66_SIN.fits")
+    cut = image.cutout_pixels(0, 0, 192, 192)
+    assert 0.3 < cut.blank_fraction < 0.5
