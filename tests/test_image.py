@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 
 import numpy as np
 import pytest
@@ -24,20 +23,21 @@ def test_open_real_files(data_dir, path, shape, frame, dtype):
     image = RadioImage.open(data_dir / path)
     assert image.shape == shape
     assert image.frame == frame
-    assert image.data.dtype == np.dtype(dtype)           # left as stored, converted per cutout
+    assert image.data.dtype.itemsize == np.dtype(dtype).itemsize  # as stored; converted per cutout
     assert image.wcs.naxis == 2 and image.wcs.has_celestial
     cut = image.cutout_pixels(10, 20, 74, 84)
     assert cut.data.dtype == np.float32 and cut.data.dtype.isnative
     np.testing.assert_array_equal(cut.data, np.asarray(image.data[20:84, 10:74], dtype=np.float32))
 
 
-def test_memory_mapped_and_beam(data_dir):
-    image = RadioImage.open(data_dir / "lotss_dr1/P205+55-mosaic.fits")
-    chain, arr = [], image.data
-    while arr is not None:          # the array's base chain ends in the file's memory map
-        chain.append(arr)
-        arr = getattr(arr, "base", None)
-    assert any(isinstance(a, (np.memmap, mmap.mmap)) for a in chain)
+def test_lazy_reading_and_beam(data_dir):
+    path = data_dir / "lotss_dr1/P205+55-mosaic.fits"
+    image = RadioImage.open(path)
+    assert not isinstance(image.data, np.ndarray)            # a lazy view, not loaded pixels
+    assert not image._hdul[0]._data_loaded
+    cut = image.cutout_pixels(100, 120, 164, 184)
+    assert not image._hdul[0]._data_loaded                   # the cutout read only its rows
+    np.testing.assert_array_equal(cut.data, fits.getdata(path)[120:184, 100:164].astype(np.float32))
     assert image.beam.major_arcsec == pytest.approx(6.0)
     sx, sy = image.pixel_scale_arcsec
     assert sx == pytest.approx(1.5) and sy == pytest.approx(1.5)

@@ -5,7 +5,7 @@ What it measures
     with a celestial TAN WCS (1.5"/px near RA 205°, Dec +55°) and a beam (BMAJ/BMIN/BPA), the
     wall time of
 
-        RadioImage.open(path)  →  cutout_sky(centre, 256 px worth of arcsec)  →  render(cutout, "radio-llava")
+        RadioImage.open(path) → cutout_sky(centre, 256 px worth of arcsec) → render(cutout, "radio-llava")
 
     at ``--repeats`` seeded random centres inside each mosaic, each in a fresh ``RadioImage.open``
     (opening is part of the cost), and again with the file already open (cutout + render only).
@@ -35,6 +35,18 @@ What the targets mean
         noise); a cutout reads only its own pixels, never the whole mosaic.
     rss_increase_mb < 100 (large mosaic): opening and cutting never reads the whole mosaic
         (1 GiB) into memory, neither into arrays nor into memory-mapped pages.
+    The JSON splits the growth at the end into rss_anon_increase_mb (arrays the process holds)
+    and rss_file_increase_mb (pages of the memory-mapped file it has touched). The second grows
+    with the number of distinct rows cut from one open image: the kernel maps a whole 64 KiB
+    window around every touched page (fault-around), and a row of the 16384² mosaic is 64 KiB,
+    so one 256² cutout maps up to 16 MiB of the file while the image stays alive.
+
+JSON keys
+    median_s_large / median_s_small: open + cutout + render, fresh open each time.
+    median_s_open_large / median_s_open_small: cutout + render with the file already open.
+    ratio_large_vs_small (fresh opens), ratio_open_large_vs_small (already open),
+    rss_increase_mb (peak, as rss_method says), rss_end_increase_mb, rss_anon/file_increase_mb,
+    cutout_px, mosaic_px_large, mosaic_px_small, repeats, cold_cache, total_s, targets_met.
 """
 
 from __future__ import annotations

@@ -93,13 +93,18 @@ def _text_streamer(tokenizer, prompt_len: int, on_text: Callable[[str], None] | 
                 self.skip_prompt = False
                 return
             self.ids.extend(int(v) for v in value.reshape(-1).tolist())
-            text = tokenizer.decode(self.ids, skip_special_tokens=True)
-            if on_text and len(text) > len(self.sent) and not text.endswith("\ufffd"):
-                on_text(text[len(self.sent):])
-                self.sent = text
+            self._send(final=False)
 
         def end(self):
-            pass
+            self._send(final=True)
+
+        def _send(self, final: bool):
+            text = tokenizer.decode(self.ids, skip_special_tokens=True)
+            if not final and text.endswith("\ufffd"):
+                return  # wait for the rest of a multi-byte character
+            if on_text and len(text) > len(self.sent):
+                on_text(text[len(self.sent):])
+            self.sent = text
 
     return _Streamer()
 

@@ -40,7 +40,7 @@ def _beam_from_header(header) -> Beam | None:
 class RadioImage:
     """One 2-D celestial plane of a FITS file, memory-mapped.
 
-    ``data`` is a lazy (memory-mapped) 2-D view of the file: slicing it reads only the slice.
+    ``data`` is a lazy 2-D view of the file: slicing it reads only the slice.
     ``wcs`` is the 2-D celestial WCS; ``beam`` comes from BMAJ/BMIN/BPA (or AIPS history).
     """
 
@@ -59,14 +59,17 @@ class RadioImage:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path: str | Path, hdu: int | str | None = None) -> "RadioImage":
-        """Open ``path`` (memory-mapped) at image HDU ``hdu`` (default: the first with an image)."""
+        """Open ``path`` (lazily: nothing is read until a cutout) at image HDU ``hdu`` (default: the first with an image)."""
         from astropy.io import fits
 
         path = str(path)
         if not Path(path).is_file():
             raise RadioLlavaError(f"{path}: no such file; give the path of a FITS image")
         try:
-            hdul = fits.open(path, memmap=True, mode="readonly", do_not_scale_image_data=True,
+            # No memory map: cutouts read through ``hdu.section``, which seeks and reads only the
+            # rows asked for (mapped pages of a memmap stay counted in the process's memory, and
+            # tile-compressed images cannot be mapped at all).
+            hdul = fits.open(path, memmap=False, mode="readonly", do_not_scale_image_data=True,
                              ignore_missing_simple=False)
         except (OSError, ValueError) as exc:
             raise RadioLlavaError(f"{path} is not a readable FITS file ({exc}); "
@@ -120,14 +123,14 @@ class RadioImage:
         celestial = full.celestial
         if sorted([full.wcs.lng, full.wcs.lat]) != [0, 1]:
             raise RadioLlavaError(f"{name}: the celestial axes are not the first two FITS axes")
-        data = h.data
-        if data is None:
+        shape = h.shape
+        if not shape or 0 in shape:
             raise RadioLlavaError(f"{name} HDU {index} holds no data")
-        extra = data.shape[:-2]
+        extra = tuple(shape[:-2])
         warn = []
         if any(n != 1 for n in extra):
-            warn.append(f"{name} has {data.ndim} axes of shape {data.shape}; using the first plane")
-        data = data[(0,) * len(extra)] if extra else data
+            warn.append(f"{name} has {len(shape)} axes of shape {shape}; using the first plane")
+        data = _Plane(h.section if hdul is not None else h.data, (0,) * len(extra))
         scale = (float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0)))
         img = cls(data, celestial, header, path=path, hdu=index, scale=scale, hdul=hdul)
         img.warnings.extend(warn)
@@ -232,6 +235,34 @@ class RadioImage:
             region = region.to_pixel(self.wcs)
         bbox = region.bounding_box
         return self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+
+
+class _Plane:
+    """A lazy 2-D plane of an N-D FITS section or array: indexing reads only what it asks for."""
+
+    def __init__(self, source, lead: tuple[int, ...]):
+        self.source = source
+        self.lead = lead
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.source.shape[len(self.lead):])
+
+    @property
+    def dtype(self):
+        return self.source.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __getitem__(self, item):
+        item = item if isinstance(item, tuple) else (item,)
+        return self.source[self.lead + item]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self[:, :])
+        return out.astype(dtype) if dtype is not None else out
 
 
 def read_first_region(path: str | Path):
