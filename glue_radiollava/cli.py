@@ -186,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("folder")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_model_tiny)
+
+    # training/ and benchmarks/ add their own subcommands (cli → all; they never import each other)
+    for module in ("training.cli", "benchmarks.cli"):
+        try:
+            add = __import__(module, fromlist=["add_subcommands"]).add_subcommands
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        add(sub)
     return parser
 
 
