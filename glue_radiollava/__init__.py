@@ -6,11 +6,24 @@ _loaded = False
 
 
 def setup():
-    """glue plugin entry point (``glue.plugins``). Idempotent; imports nothing heavy.
+    """glue plugin entry point (``glue.plugins``). Idempotent.
 
-    The Qt tools and panel register here once the glue front end lands (issue "glue plugin").
+    Registers the settings, and — when glue-qt is importable — the "ask about a region" tools on
+    the image viewer, the subset right-click action and the preference pane. Nothing heavy
+    (torch, transformers) is imported here.
     """
     global _loaded
     if _loaded:
         return
+    from . import settings
+
+    settings.register()
+    try:
+        import glue_qt  # noqa: F401
+    except ImportError:  # glue without its Qt front end: nothing to show
+        _loaded = True
+        return
+    from .qt import register
+
+    register()
     _loaded = True

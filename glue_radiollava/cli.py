@@ -142,6 +142,12 @@ def cmd_model_tiny(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .qt.demo import run_demo
+
+    return run_demo(args.files, model=args.model, screenshot=args.screenshot, quit=args.quit, task=args.task)
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radiollava", description=(
@@ -175,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalogue-out", help="table (.ecsv, .csv, .fits)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_regions)
+
+    p = sub.add_parser("demo", help="start glue with the plugin, FITS files and the assistant panel")
+    p.add_argument("files", nargs="*", help="FITS images (default: a simulated sample mosaic)")
+    p.add_argument("--model", help="model for the panel (default: the preference, normally nano)")
+    p.add_argument("--task", default="boxes-compact", help="the preset task of the scripted flow")
+    p.add_argument("--screenshot", help="run the scripted flow (region → task → boxes) and save a PNG")
+    p.add_argument("--quit", action="store_true", help="exit when done (with --screenshot: after it)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("tasks", help="list the task catalogue")
     p.add_argument("--json", action="store_true")

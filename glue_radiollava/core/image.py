@@ -97,6 +97,16 @@ class RadioImage:
         return image
 
     @classmethod
+    def from_plane(cls, data, wcs, header=None, name: str | None = None) -> "RadioImage":
+        """Wrap a 2-D array-like (numpy, memmap, a glue component) and its celestial WCS."""
+        if getattr(data, "ndim", 2) != 2:
+            raise RadioLlavaError(f"{name or 'the image'}: expected a 2-D plane, got shape {data.shape}")
+        if wcs is None or not wcs.has_celestial:
+            raise RadioLlavaError(f"{name or 'the image'} has no celestial WCS (RA/Dec or GLON/GLAT); "
+                                  "the assistant needs sky coordinates")
+        return cls(data, wcs.celestial, header if header is not None else {}, path=name)
+
+    @classmethod
     def from_array(cls, data: np.ndarray, header) -> "RadioImage":
         """Wrap an in-memory array and a FITS header (tests, glue data)."""
         from astropy.io import fits

@@ -1,1 +1,28 @@
-"""The glue-qt front end (toolbar tools, assistant panel). Imports Qt; the core never imports this."""
+"""The glue-qt front end: viewer tools, the assistant panel, preferences, the console object.
+
+Imports Qt and glue; the core never imports this package.
+"""
+
+
+def register():
+    """Register the tools, the right-click action and the preference pane with glue (once)."""
+    from glue_qt.config import layer_action, preference_panes
+    from glue_qt.viewers.image import ImageViewer
+
+    from .preferences import RadioLlavaPreferences
+    from .tools import CIRCLE_TOOL, RECTANGLE_TOOL, ask_about_subset
+
+    for tool in (RECTANGLE_TOOL, CIRCLE_TOOL):
+        if tool not in ImageViewer.tools:
+            ImageViewer.tools.append(tool)
+    label = "Ask radio-llava about this region"
+    if not any(item.label == label for item in layer_action):
+        layer_action(label, single=True, subset=True, subset_group=True,
+                     tooltip="Ask the radio-llava assistant about this subset's bounding box")(ask_about_subset)
+    if not any(name == "radio-llava" for name, _ in preference_panes):
+        preference_panes.add("radio-llava", RadioLlavaPreferences)
+    import glue
+
+    from .console import CONSOLE
+
+    setattr(glue.env, "radiollava", CONSOLE)  # glue's terminal namespace reads glue.env

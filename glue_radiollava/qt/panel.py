@@ -1,0 +1,655 @@
+"""The assistant panel: a dock on the glue main window.
+
+Model (load with status) · preview of the picture exactly as the model sees it · task presets and a
+free question · the conversation, streamed, with Stop · few-shot examples · the table of returned
+boxes (show/hide, delete) · export of regions and catalogues · transcripts (save / load).
+
+Model loading and generation run in ``workers.Job`` threads; everything that touches glue happens
+in slots on the GUI thread. Errors appear in the panel's message line, never as dialogs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qtpy import QtCore, QtGui, QtWidgets
+
+from .. import settings
+from ..core.errors import RadioLlavaError
+from . import glue_data
+from .workers import Job, protect_stderr
+
+log = logging.getLogger(__name__)
+
+FREE_QUESTION = "Free question"
+
+
+@dataclass
+class RegionContext:
+    """The region being asked about: where it is, and the picture the model sees."""
+
+    label: str
+    data: object                 # glue Data
+    x_att: object                # the viewer's pixel attributes (boxes become subsets on them)
+    y_att: object
+    image: object                # core RadioImage
+    cutout: object               # core Cutout
+    view: object = None          # core ModelView (rendered with the model's profile)
+    group: object = None         # the glue subset group of the region
+
+
+@dataclass
+class BoxRow:
+    box: object                  # core SkyBox
+    group: object                # glue SubsetGroup
+    wcs: object
+    visible: bool = True
+
+
+@dataclass
+class Conversation:
+    turns: list = field(default_factory=list)       # core Turn
+
+
+class AssistantPanel(QtWidgets.QWidget):
+    """The radio-llava assistant for one glue application."""
+
+    answer_ready = QtCore.Signal(object)     # emitted after an answer is shown and its boxes added
+    model_ready = QtCore.Signal(object)
+    busy_changed = QtCore.Signal(bool)
+
+    def __init__(self, application, parent=None):
+        super().__init__(parent)
+        self.application = application
+        self.session = application.session
+        self.assistant = None
+        self.assistant_spec = None
+        self.region: RegionContext | None = None
+        self.conversation = Conversation()
+        self.examples: list = []
+        self.answers: list = []          # core Answer objects, in order (the transcript)
+        self.box_rows: list[BoxRow] = []
+        self.box_counts: dict[str, int] = {}
+        self.job: Job | None = None
+        self._after_load = None
+        protect_stderr()
+        self._build_ui()
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    # ================================================================ UI
+    def _build_ui(self):
+        layout = QtWidgets.QVBoxLayout(self)
+
+        model_box = QtWidgets.QGroupBox("Model")
+        form = QtWidgets.QGridLayout(model_box)
+        self.model_edit = QtWidgets.QLineEdit(settings.get("RADIOLLAVA_MODEL"))
+        self.model_edit.setToolTip("nano (embedded), a local model folder, or a hub id org/name")
+        self.adapter_edit = QtWidgets.QLineEdit(settings.get("RADIOLLAVA_ADAPTER"))
+        self.adapter_edit.setPlaceholderText("LoRA adapter folder (optional)")
+        self.quantize_combo = QtWidgets.QComboBox()
+        self.quantize_combo.addItems(["", "4bit", "8bit"])
+        self.quantize_combo.setCurrentText(settings.get("RADIOLLAVA_QUANTIZE"))
+        self.device_combo = QtWidgets.QComboBox()
+        self.device_combo.setEditable(True)
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.device_combo.setCurrentText(settings.get("RADIOLLAVA_DEVICE"))
+        self.load_button = QtWidgets.QPushButton("Load")
+        self.load_button.clicked.connect(lambda: self.load_model())
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.model_status = QtWidgets.QLabel("no model loaded")
+        self.model_status.setWordWrap(True)
+        form.addWidget(QtWidgets.QLabel("Model"), 0, 0)
+        form.addWidget(self.model_edit, 0, 1, 1, 3)
+        form.addWidget(QtWidgets.QLabel("Adapter"), 1, 0)
+        form.addWidget(self.adapter_edit, 1, 1, 1, 3)
+        form.addWidget(QtWidgets.QLabel("Quantize"), 2, 0)
+        form.addWidget(self.quantize_combo, 2, 1)
+        form.addWidget(QtWidgets.QLabel("Device"), 2, 2)
+        form.addWidget(self.device_combo, 2, 3)
+        form.addWidget(self.load_button, 3, 0)
+        form.addWidget(self.model_status, 3, 1, 1, 3)
+        form.addWidget(self.progress, 4, 0, 1, 4)
+        layout.addWidget(model_box)
+
+        region_box = QtWidgets.QGroupBox("Region (as the model sees it)")
+        rlay = QtWidgets.QHBoxLayout(region_box)
+        self.preview = QtWidgets.QLabel("draw a region with the\nradio-llava tools")
+        self.preview.setFixedSize(160, 160)
+        self.preview.setAlignment(QtCore.Qt.AlignCenter)
+        self.preview.setStyleSheet("background: #202020; color: #aaaaaa;")
+        self.region_info = QtWidgets.QLabel("")
+        self.region_info.setWordWrap(True)
+        self.region_info.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        rlay.addWidget(self.preview)
+        rlay.addWidget(self.region_info, 1)
+        layout.addWidget(region_box)
+
+        ask_box = QtWidgets.QGroupBox("Ask")
+        alay = QtWidgets.QVBoxLayout(ask_box)
+        row = QtWidgets.QHBoxLayout()
+        self.task_combo = QtWidgets.QComboBox()
+        self.task_combo.addItem(FREE_QUESTION, None)
+        try:
+            from ..core.tasks import load_tasks
+
+            for task in load_tasks().values():
+                self.task_combo.addItem(task.title, task.name)
+        except RadioLlavaError as exc:
+            self._error(str(exc))
+        self.question_edit = QtWidgets.QLineEdit()
+        self.question_edit.setPlaceholderText("Ask about the region, or pick a task")
+        self.question_edit.returnPressed.connect(lambda: self.ask())
+        self.ask_button = QtWidgets.QPushButton("Ask")
+        self.ask_button.clicked.connect(lambda: self.ask())
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        row.addWidget(self.task_combo, 1)
+        row.addWidget(self.ask_button)
+        row.addWidget(self.stop_button)
+        alay.addLayout(row)
+        alay.addWidget(self.question_edit)
+        self.chat = QtWidgets.QPlainTextEdit()
+        self.chat.setReadOnly(True)
+        self.chat.setMinimumHeight(120)
+        alay.addWidget(self.chat, 1)
+        row = QtWidgets.QHBoxLayout()
+        self.new_chat_button = QtWidgets.QPushButton("New conversation")
+        self.new_chat_button.clicked.connect(self.new_conversation)
+        self.example_button = QtWidgets.QPushButton("Use as example")
+        self.example_button.setToolTip("Pin this region with its last question and answer as an "
+                                       "in-context example for later questions")
+        self.example_button.clicked.connect(lambda: self.pin_example())
+        self.clear_examples_button = QtWidgets.QPushButton("Clear examples")
+        self.clear_examples_button.clicked.connect(self.clear_examples)
+        self.examples_label = QtWidgets.QLabel("0 examples")
+        for w in (self.new_chat_button, self.example_button, self.clear_examples_button, self.examples_label):
+            row.addWidget(w)
+        alay.addLayout(row)
+        layout.addWidget(ask_box, 1)
+
+        boxes_box = QtWidgets.QGroupBox("Boxes")
+        blay = QtWidgets.QVBoxLayout(boxes_box)
+        self.table = QtWidgets.QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["Show", "Class", "RA (deg)", "Dec (deg)", "Width (\")",
+                                              "Height (\")", "Score"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.itemChanged.connect(self._on_table_item_changed)
+        blay.addWidget(self.table)
+        row = QtWidgets.QHBoxLayout()
+        self.delete_button = QtWidgets.QPushButton("Delete")
+        self.delete_button.clicked.connect(lambda: self.delete_boxes())
+        export_regions = QtWidgets.QPushButton("Export regions…")
+        export_regions.clicked.connect(self._export_regions_dialog)
+        export_table = QtWidgets.QPushButton("Export catalogue…")
+        export_table.clicked.connect(self._export_catalogue_dialog)
+        for w in (self.delete_button, export_regions, export_table):
+            row.addWidget(w)
+        blay.addLayout(row)
+        row = QtWidgets.QHBoxLayout()
+        save = QtWidgets.QPushButton("Save transcript…")
+        save.clicked.connect(self._save_transcript_dialog)
+        load = QtWidgets.QPushButton("Load transcript…")
+        load.clicked.connect(self._load_transcript_dialog)
+        row.addWidget(save)
+        row.addWidget(load)
+        blay.addLayout(row)
+        layout.addWidget(boxes_box)
+
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        layout.addWidget(self.message)
+
+    # ================================================================ messages
+    def _error(self, text: str):
+        self.message.setStyleSheet("color: #c0392b;")
+        self.message.setText(text)
+        log.info("radiollava: %s", text)
+
+    def _info(self, text: str):
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and self.job.isRunning()
+
+    def _set_busy(self, busy: bool, what: str = ""):
+        self.progress.setRange(0, 0 if busy else 1)
+        self.ask_button.setEnabled(not busy)
+        self.load_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+        if what:
+            self._info(what)
+        self.busy_changed.emit(busy)
+
+    def _start(self, job: Job, what: str):
+        if self.busy:
+            self._error("the assistant is busy; press Stop first")
+            return False
+        self.job = job
+        job.on(job.failed, self._on_failed)
+        job.on(job.finished, lambda: self._set_busy(False))
+        self._set_busy(True, what)
+        job.start()
+        return True
+
+    def _on_failed(self, message: str):
+        self._after_load = None
+        self._error(message)
+
+    # ================================================================ model
+    def current_spec(self):
+        from ..core.models import ModelSpec
+
+        device = self.device_combo.currentText().strip()
+        return ModelSpec(self.model_edit.text().strip() or "nano", self.adapter_edit.text().strip() or None,
+                         self.quantize_combo.currentText() or None, None,
+                         None if device in ("", "auto") else device)
+
+    def load_model(self, then=None) -> bool:
+        """Load the model in a thread; ``then`` runs on the GUI thread once it is ready."""
+        from ..core.assistant import Assistant
+        from ..core.models import load_model
+
+        spec = self.current_spec()
+        self._after_load = then
+
+        def work(on_text, cancel):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the panel shows its own progress
+            return Assistant(load_model(spec))
+
+        self.model_status.setText(f"loading {spec.describe()} …")
+        job = Job(work, name="loading the model", parent=self)
+        job.on(job.succeeded, lambda assistant: self._on_model_loaded(assistant, spec))
+        job.on(job.failed, lambda msg: self.model_status.setText("no model loaded"))
+        return self._start(job, f"loading {spec.describe()} …")
+
+    def set_assistant(self, assistant, spec=None):
+        """Use an already built Assistant (scripting, tests)."""
+        self._on_model_loaded(assistant, spec)
+
+    def _on_model_loaded(self, assistant, spec):
+        self.assistant = assistant
+        self.assistant_spec = spec
+        loaded = getattr(assistant, "loaded", None)
+        if loaded is not None:
+            self.model_status.setText(f"{Path(str(loaded.folder)).name} · {loaded.family.name} · "
+                                      f"{loaded.device}/{loaded.dtype} · {loaded.load_s:.1f} s")
+        else:
+            self.model_status.setText(f"{type(assistant).__name__} ready")
+        self._info("model ready")
+        if self.region is not None:
+            self._render_region()
+        self.model_ready.emit(assistant)
+        then, self._after_load = self._after_load, None
+        if then is not None:
+            QtCore.QTimer.singleShot(0, then)
+
+    # ================================================================ region
+    def set_region(self, viewer, box, label: str, group=None) -> bool:
+        """Ask about pixel ``box`` (x0, y0, x1, y1) of the data the viewer shows."""
+        try:
+            data = glue_data.image_layer_data(viewer)
+            image = glue_data.radio_image(viewer, data)
+            cutout = glue_data.cutout_for_box(image, box)
+        except RadioLlavaError as exc:
+            self._error(str(exc))
+            return False
+        self.region = RegionContext(label, data, viewer.state.x_att, viewer.state.y_att, image, cutout,
+                                    group=group)
+        self.conversation = Conversation()
+        self._render_region()
+        self._append_chat(f"— {label} —\n")
+        return True
+
+    def _profile(self):
+        from ..core.profiles import get_profile
+
+        name = settings.get("RADIOLLAVA_PROFILE")
+        if name and name != settings.PROFILE_FROM_MODEL:
+            return get_profile(name)
+        if self.assistant is not None:
+            return self.assistant.profile
+        return get_profile(None)
+
+    def _render_region(self):
+        from ..core.profiles import render
+
+        region = self.region
+        region.view = render(region.cutout, self._profile())
+        self.preview.setPixmap(_pixmap(region.view.array, self.preview.size()))
+        centre = region.cutout.center_sky
+        w, h = region.cutout.size_arcsec
+        ny, nx = region.cutout.shape
+        lon, lat = centre.spherical.lon.deg, centre.spherical.lat.deg
+        names = ("l", "b") if centre.frame.name == "galactic" else ("RA", "Dec")
+        text = (f"<b>{region.label}</b><br>{region.data.label}<br>"
+                f"{names[0]} {lon:.5f}°, {names[1]} {lat:+.5f}° ({centre.frame.name})<br>"
+                f"{w / 60:.2f}′ × {h / 60:.2f}′ ({nx}×{ny} px)<br>"
+                f"profile {region.view.profile.name} v{region.view.profile.version}")
+        if region.view.warnings:
+            text += "<br><i>" + "<br>".join(region.view.warnings) + "</i>"
+        self.region_info.setText(text)
+
+    # ================================================================ asking
+    def ask(self, question: str | None = None, task: str | None = None) -> bool:
+        """Ask about the current region (question text, or the selected task preset)."""
+        if self.region is None:
+            self._error("no region yet: draw one with the radio-llava rectangle or circle tool, "
+                        "or right-click a subset → Ask radio-llava")
+            return False
+        if question is None and task is None:
+            question = self.question_edit.text().strip() or None
+            task = self.task_combo.currentData()
+        if not question and not task:
+            self._error("type a question or pick a task")
+            return False
+        if self.assistant is None:
+            return self.load_model(then=lambda: self.ask(question, task))
+        if self.region.view is None:
+            self._render_region()
+        region, turns, examples = self.region, list(self.conversation.turns), list(self.examples)
+        assistant = self.assistant
+        max_new = settings.get("RADIOLLAVA_MAX_NEW_TOKENS")
+        temperature = settings.get("RADIOLLAVA_TEMPERATURE")
+
+        def work(on_text, cancel):
+            return assistant.ask(region.view, question=question, task=task, history=turns, examples=examples,
+                                 max_new_tokens=max_new, temperature=temperature, on_text=on_text,
+                                 cancel=cancel)
+
+        shown = question or self.task_combo.itemText(max(self.task_combo.findData(task), 0))
+        self._append_chat(f"\nYou: {shown}\nradio-llava: ")
+        job = Job(work, name="asking the model", parent=self)
+        job.on(job.text, self._append_chat)
+        job.on(job.succeeded, lambda answer: self._on_answer(answer, region))
+        return self._start(job, "generating … (Stop to interrupt)")
+
+    def stop(self):
+        if self.job is not None:
+            self.job.cancel()
+            self._info("stopping …")
+
+    def _append_chat(self, text: str):
+        cursor = self.chat.textCursor()
+        cursor.movePosition(QtGui.QTextCursor.End)
+        cursor.insertText(text)
+        self.chat.setTextCursor(cursor)
+        self.chat.ensureCursorVisible()
+
+    def _on_answer(self, answer, region: RegionContext):
+        from ..core.assistant import Turn
+
+        self._append_chat("\n")
+        if answer.cancelled:
+            self._append_chat("(stopped)\n")
+        self.answers.append(answer)
+        if region is self.region:
+            self.conversation.turns.append(Turn(answer.question, answer.text))
+        added = []
+        if answer.boxes and not answer.cancelled:
+            added = self.add_boxes(answer.boxes, region)
+        notes = list(answer.warnings)
+        if answer.parsed.kind == "boxes" and answer.parsed.parsed and not answer.boxes and not notes:
+            notes.append("the model found no such source")
+        if added:
+            notes.insert(0, f"{len(added)} box(es) added to the mosaic")
+        if answer.parsed.unparsed:
+            self._error("; ".join(notes))
+        else:
+            self._info("; ".join(notes) if notes else f"answered in {answer.timings.get('generate_s', 0):.1f} s")
+        self.answer_ready.emit(answer)
+
+    # ================================================================ boxes
+    def add_boxes(self, boxes, region: RegionContext | None = None) -> list[BoxRow]:
+        """Overlay SkyBoxes (pixel boxes of ``region``'s image) as glue subsets and table rows."""
+        region = region or self.region
+        numbers = []
+        for box in boxes:
+            key = box.label or "BOX"
+            self.box_counts[key] = self.box_counts.get(key, 0) + 1
+            numbers.append(self.box_counts[key])
+        groups = glue_data.add_box_subsets(self.session, region.x_att, region.y_att, boxes, numbers)
+        rows = [BoxRow(b, g, region.image.wcs) for b, g in zip(boxes, groups)]
+        for row in rows:
+            self._append_table_row(row)
+        self.box_rows.extend(rows)
+        return rows
+
+    def _append_table_row(self, row: BoxRow):
+        b = row.box
+        self.table.blockSignals(True)
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        show = QtWidgets.QTableWidgetItem()
+        show.setFlags(QtCore.Qt.ItemIsUserCheckable | QtCore.Qt.ItemIsEnabled | QtCore.Qt.ItemIsSelectable)
+        show.setCheckState(QtCore.Qt.Checked if row.visible else QtCore.Qt.Unchecked)
+        self.table.setItem(r, 0, show)
+        values = [row.group.label if row.group is not None else (b.label or "BOX"), f"{b.ra:.6f}",
+                  f"{b.dec:+.6f}", f"{b.width_arcsec:.1f}", f"{b.height_arcsec:.1f}",
+                  "" if b.score is None else f"{b.score:.3f}"]
+        for c, value in enumerate(values, 1):
+            self.table.setItem(r, c, QtWidgets.QTableWidgetItem(value))
+        self.table.blockSignals(False)
+
+    def _on_table_item_changed(self, item):
+        if item.column() != 0 or item.row() >= len(self.box_rows):
+            return
+        self.set_box_visible(item.row(), item.checkState() == QtCore.Qt.Checked)
+
+    def set_box_visible(self, index: int, visible: bool):
+        row = self.box_rows[index]
+        row.visible = visible
+        glue_data.set_group_visible(self.application, row.group, visible)
+        item = self.table.item(index, 0)
+        if (item.checkState() == QtCore.Qt.Checked) != visible:
+            self.table.blockSignals(True)
+            item.setCheckState(QtCore.Qt.Checked if visible else QtCore.Qt.Unchecked)
+            self.table.blockSignals(False)
+
+    def delete_boxes(self, indices=None):
+        """Delete the selected rows (or ``indices``) and their subsets from the session."""
+        if indices is None:
+            indices = sorted({i.row() for i in self.table.selectedIndexes()})
+        for index in sorted(indices, reverse=True):
+            row = self.box_rows.pop(index)
+            glue_data.remove_group(self.session.data_collection, row.group)
+            self.table.removeRow(index)
+
+    # ================================================================ few-shot
+    def pin_example(self, answer_text: str | None = None) -> bool:
+        """Pin the current region with its last question and answer (or ``answer_text``)."""
+        from ..core.assistant import Example
+
+        if self.region is None or self.region.view is None or not self.conversation.turns:
+            self._error("ask something about a region first; its answer becomes the example")
+            return False
+        last = self.conversation.turns[-1]
+        self.examples.append(Example(self.region.view, last.question, answer_text or last.answer))
+        self.examples_label.setText(f"{len(self.examples)} example{'s' if len(self.examples) != 1 else ''}")
+        self._info(f"pinned {self.region.label} as example {len(self.examples)}")
+        return True
+
+    def clear_examples(self):
+        self.examples = []
+        self.examples_label.setText("0 examples")
+
+    def new_conversation(self):
+        self.conversation = Conversation()
+        self._append_chat("\n— new conversation —\n")
+
+    # ================================================================ export
+    def _boxes_and_wcs(self, only_visible: bool = False):
+        rows = [r for r in self.box_rows if r.visible or not only_visible]
+        if not rows:
+            raise RadioLlavaError("there are no boxes to export yet")
+        return [r.box for r in rows], rows[0].wcs
+
+    def export_regions(self, path) -> Path | None:
+        from ..core.skyregions import write_regions
+
+        try:
+            boxes, wcs = self._boxes_and_wcs()
+            out = write_regions(path, boxes, wcs)
+        except RadioLlavaError as exc:
+            self._error(str(exc))
+            return None
+        self._info(f"wrote {len(boxes)} regions to {out}")
+        return out
+
+    def export_catalogue(self, path) -> Path | None:
+        from ..core.skyregions import write_catalogue
+
+        try:
+            boxes, _ = self._boxes_and_wcs()
+            out = write_catalogue(path, boxes)
+        except RadioLlavaError as exc:
+            self._error(str(exc))
+            return None
+        self._info(f"wrote {len(boxes)} rows to {out}")
+        return out
+
+    def save_transcript(self, path) -> Path | None:
+        from ..core.transcript import save_transcript
+
+        entries = [a.to_dict() for a in self.answers]
+        image = {"label": self.region.data.label} if self.region is not None else {}
+        try:
+            out = save_transcript(path, entries, image)
+        except (RadioLlavaError, OSError) as exc:
+            self._error(f"{path}: cannot save the transcript ({exc})")
+            return None
+        self._info(f"saved {len(entries)} answers to {out}")
+        return out
+
+    def load_transcript(self, path, viewer=None) -> int:
+        """Show a saved transcript's conversation and put its boxes back on the mosaic."""
+        from ..core.transcript import load_transcript
+
+        try:
+            _, entries = load_transcript(path)
+            region = self._region_for(viewer)
+        except RadioLlavaError as exc:
+            self._error(str(exc))
+            return 0
+        count = 0
+        for entry in entries:
+            self._append_chat(f"\nYou: {entry.get('question', '')}\nradio-llava: {entry.get('answer', '')}\n")
+            boxes = [glue_data.sky_box_to_pixel(b, region.image.wcs) for b in entry["boxes"]]
+            if boxes:
+                self.add_boxes(boxes, region)
+                count += len(boxes)
+        self._info(f"loaded {len(entries)} answers and {count} boxes from {path}")
+        return count
+
+    def _region_for(self, viewer) -> RegionContext:
+        if viewer is None:
+            if self.region is not None:
+                return self.region
+            viewer = _first_image_viewer(self.application)
+            if viewer is None:
+                raise RadioLlavaError("open the image in an image viewer before loading a transcript")
+        data = glue_data.image_layer_data(viewer)
+        image = glue_data.radio_image(viewer, data)
+        return RegionContext("transcript", data, viewer.state.x_att, viewer.state.y_att, image, None)
+
+    def _file_dialog(self, save: bool, title: str, filters: str):
+        dialog = QtWidgets.QFileDialog.getSaveFileName if save else QtWidgets.QFileDialog.getOpenFileName
+        path, _ = dialog(self, title, "", filters)
+        return path or None
+
+    def _export_regions_dialog(self):
+        path = self._file_dialog(True, "Export regions", "DS9 (*.reg);;CRTF (*.crtf);;FITS (*.fits)")
+        if path:
+            self.export_regions(path)
+
+    def _export_catalogue_dialog(self):
+        path = self._file_dialog(True, "Export catalogue", "ECSV (*.ecsv);;CSV (*.csv);;FITS (*.fits)")
+        if path:
+            self.export_catalogue(path)
+
+    def _save_transcript_dialog(self):
+        path = self._file_dialog(True, "Save transcript", "JSON (*.json)")
+        if path:
+            self.save_transcript(path)
+
+    def _load_transcript_dialog(self):
+        path = self._file_dialog(False, "Load transcript", "JSON (*.json)")
+        if path:
+            self.load_transcript(path)
+
+    # ================================================================ shutdown
+    def shutdown(self):
+        """Cancel any running job and wait for its thread (closing the panel or glue)."""
+        if self.job is not None and self.job.isRunning():
+            self.job.stop_and_wait()
+
+    def closeEvent(self, event):
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _pixmap(rgb, size) -> QtGui.QPixmap:
+    import numpy as np
+
+    rgb = np.ascontiguousarray(rgb)
+    h, w, _ = rgb.shape
+    image = QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format_RGB888).copy()
+    return QtGui.QPixmap.fromImage(image).scaled(size, QtCore.Qt.KeepAspectRatio, QtCore.Qt.FastTransformation)
+
+
+def _first_image_viewer(application):
+    from glue_qt.viewers.image import ImageViewer
+
+    for tab in application.viewers:
+        for viewer in tab:
+            if isinstance(viewer, ImageViewer):
+                return viewer
+    return None
+
+
+class AssistantDock(QtWidgets.QDockWidget):
+    def __init__(self, panel, parent=None):
+        super().__init__("radio-llava assistant", parent)
+        self.setObjectName("radiollava_dock")
+        self.panel = panel
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel)
+        self.setWidget(scroll)
+
+    def closeEvent(self, event):
+        self.panel.shutdown()
+        super().closeEvent(event)
+
+
+def get_panel(application, create: bool = True, show: bool = True):
+    """The application's assistant panel (one per glue window), created and docked on demand."""
+    dock = getattr(application, "_radiollava_dock", None)
+    if dock is None:
+        if not create:
+            return None
+        panel = AssistantPanel(application)
+        dock = AssistantDock(panel, application)
+        application.addDockWidget(QtCore.Qt.RightDockWidgetArea, dock)
+        application._radiollava_dock = dock
+        from .console import publish
+
+        publish(application, panel)
+    if show:
+        dock.show()
+        dock.raise_()
+    return dock.panel

@@ -1,0 +1,101 @@
+"""Image-viewer tools ("ask about a rectangle / circle") and the subset right-click action."""
+
+from __future__ import annotations
+
+from glue.config import viewer_tool
+from glue.viewers.matplotlib.toolbar_mode import CircleMode, RectangleMode
+
+from ..core.errors import RadioLlavaError
+from . import glue_data
+from .panel import get_panel
+
+RECTANGLE_TOOL = "radiollava:rectangle"
+CIRCLE_TOOL = "radiollava:circle"
+_region_counter = [0]
+
+
+def _icon(name: str) -> str:
+    from ..core.models import resources_dir
+
+    return str(resources_dir() / "icons" / name)
+
+
+def ask_about_roi(viewer, roi):
+    """The tools' action: a NEW subset for the drawn region, and the panel focused on it."""
+    panel = get_panel(viewer.session.application)
+    region = glue_data.roi_to_pixel_region(roi)
+    _region_counter[0] += 1
+    label = f"Ask region #{_region_counter[0]} (radio-llava)"
+    if not panel.set_region(viewer, glue_data.pixel_box(region), label):
+        return None  # the panel shows why (no overlap, not an image, …); nothing was created
+    group = glue_data.new_subset(viewer.session, viewer.state.x_att, viewer.state.y_att, roi, label, "white")
+    panel.region.group = group
+    return panel
+
+
+@viewer_tool
+class AskRectangleMode(RectangleMode):
+    icon = _icon("ask_rectangle.png")
+    tool_id = RECTANGLE_TOOL
+    action_text = "Ask radio-llava about a rectangle"
+    tool_tip = "Draw a rectangle to ask the radio-llava assistant about it"
+    shortcut = None
+
+    def __init__(self, viewer, **kwargs):
+        super().__init__(viewer, roi_callback=lambda mode: ask_about_roi(self.viewer, self.roi()), **kwargs)
+
+
+@viewer_tool
+class AskCircleMode(CircleMode):
+    icon = _icon("ask_circle.png")
+    tool_id = CIRCLE_TOOL
+    action_text = "Ask radio-llava about a circle"
+    tool_tip = "Draw a circle to ask the radio-llava assistant about it (its bounding square)"
+    shortcut = None
+
+    def __init__(self, viewer, **kwargs):
+        super().__init__(viewer, roi_callback=lambda mode: ask_about_roi(self.viewer, self.roi()), **kwargs)
+
+
+def _application_of(data_collection):
+    from glue_qt.app.application import GlueApplication
+    from qtpy import QtWidgets
+
+    for widget in QtWidgets.QApplication.topLevelWidgets():
+        if isinstance(widget, GlueApplication) and widget.data_collection is data_collection:
+            return widget
+    return None
+
+
+def _viewer_showing(application, data):
+    from glue_qt.viewers.image import ImageViewer
+
+    for tab in application.viewers:
+        for viewer in tab:
+            if isinstance(viewer, ImageViewer) and viewer.state.reference_data is data:
+                return viewer
+    return None
+
+
+def ask_about_subset(layer, data_collection):
+    """Right-click on a subset (or subset group) → ask radio-llava about its bounding box."""
+    from glue.core.subset_group import SubsetGroup
+
+    application = _application_of(data_collection)
+    if application is None:
+        return
+    panel = get_panel(application)
+    subsets = layer.subsets if isinstance(layer, SubsetGroup) else [layer]
+    for subset in subsets:
+        viewer = _viewer_showing(application, subset.data)
+        if viewer is None:
+            continue
+        try:
+            box = glue_data.subset_pixel_box(subset)
+        except RadioLlavaError as exc:
+            panel._error(str(exc))
+            return
+        panel.set_region(viewer, box, subset.label, group=getattr(subset, "group", None))
+        return
+    panel._error(f"'{layer.label}' is not on an image shown in an image viewer; "
+                 "open the image in an image viewer first")
