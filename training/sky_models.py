@@ -196,12 +196,14 @@ def _blob_extent(snr: float, major: float, beam: PixelBeam) -> float:
     return s * math.sqrt(2 * math.log(max(snr / 3.0, 1.0001)))
 
 
-def smorph_source(rng, cls: str, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
+def smorph_source(rng, cls: str, x, y, beam: PixelBeam, sigma: float, max_extent: float,
+                  zoom: float = 1.0) -> Blobs:
     """A source aimed at an rgz-smorph class (islands C, peaks P): 1C-1P … 3C-3P.
 
+    ``zoom`` scales component sizes and gaps (a zoomed-in cutout shows the source bigger).
     The class is a target: the simulator measures the rendered model and keeps (or redraws) it.
     """
-    b = beam.size
+    b = beam.size * zoom
     theta = rng.uniform(0, 2 * math.pi)
     ux, uy = math.cos(theta), math.sin(theta)
     blobs = Blobs()
@@ -215,7 +217,7 @@ def smorph_source(rng, cls: str, x, y, beam: PixelBeam, sigma: float, max_extent
 
     def close_pair(cx, cy, snr1, snr2, size, direction):
         """Two blobs that share one island but keep two peaks."""
-        tot = math.sqrt(size ** 2 + b ** 2)
+        tot = math.sqrt(size ** 2 + beam.size ** 2)
         d = tot * rng.uniform(1.25, 1.7)
         dx, dy = direction
         blob(cx - dx * d / 2, cy - dy * d / 2, snr1, size)
@@ -232,7 +234,7 @@ def smorph_source(rng, cls: str, x, y, beam: PixelBeam, sigma: float, max_extent
     elif cls == "1C-2P":
         close_pair(x, y, snr(15, 90), snr(15, 90), size, (ux, uy))
     elif cls == "1C-3P":
-        tot = math.sqrt(size ** 2 + b ** 2)
+        tot = math.sqrt(size ** 2 + beam.size ** 2)
         d = tot * rng.uniform(1.35, 1.7)
         bend = rng.uniform(-0.4, 0.4)
         for k, s in ((-1, snr(15, 80)), (0, snr(15, 80)), (1, snr(15, 80))):
@@ -302,8 +304,8 @@ def fr1(rng, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
         px, py, ang, s = _path(rng, x, y, theta + side + rng.uniform(-0.2, 0.2), length, 0.45 * b, curv)
         frac = s / length
         level = start * (1 + 4 * frac) ** -1.6 * rng.uniform(0.8, 1.0)
-        level = np.maximum(level, 4.0)  # jets reach the noise but stay visible
-        width = b * (0.3 + 1.6 * frac)
+        level = np.maximum(level, 3.5)  # jets reach the noise but stay visible
+        width = b * (0.3 + 2.4 * frac)
         for xi, yi, ai, li, wi in zip(px, py, ang, level, width):
             blobs.add(xi, yi, _comp_flux(li * 0.45, sigma, wi * 1.4, wi, beam), wi * 1.4, wi,
                       math.degrees(ai) - 90)
@@ -327,9 +329,9 @@ def fr2(rng, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
         if rng.random() < 0.3:   # a secondary hotspot
             blobs.add(x + 0.9 * L * ca + b * sa * 0.6, y + 0.9 * L * sa - b * ca * 0.6,
                       _comp_flux(hot * 0.3, sigma, 0.0, 0.0, beam))
-        for f in np.linspace(0.45, 0.9, 5):     # lobe: brighter towards the hotspot
-            w = b * rng.uniform(1.0, 2.0) * (1.2 - 0.5 * f)
-            lvl = max(hot * 0.08 * (0.3 + f), 6.0)
+        for f in np.linspace(0.35, 0.92, 6):    # lobe: broad, brighter towards the hotspot
+            w = b * rng.uniform(1.3, 2.6) * (1.3 - 0.5 * f)
+            lvl = max(hot * 0.06 * (0.3 + f), 5.0)
             blobs.add(x + f * L * ca, y + f * L * sa, _comp_flux(lvl, sigma, w * 1.5, w, beam),
                       w * 1.5, w, math.degrees(ang) - 90)
     return blobs
