@@ -18,7 +18,8 @@ from training.simulate import SimConfig, make_image, write_simulation
 
 
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_same_bytes_and_index_independence(tmp_path):
@@ -141,8 +142,8 @@ def test_mosaic_has_a_catalogue(tmp_path):
     cat = Table.read(tmp_path / "mosaic_000000.ecsv", format="ascii.ecsv")
     img = RadioImage.open(tmp_path / "images/mosaic_000000.fits")
     assert img.shape == (512, 512) and len(cat) == summary["objects"]
-    assert {"RA", "DEC", "Maj", "Min", "PA", "Total_flux", "Peak_flux", "class", "box_ra", "box_width"} <= set(
-        cat.colnames)
+    wanted = {"RA", "DEC", "Maj", "Min", "PA", "Total_flux", "Peak_flux", "class", "box_ra", "box_width"}
+    assert wanted <= set(cat.colnames)
     x, y = img.wcs.world_to_pixel_values(cat["RA"], cat["DEC"])
     assert np.all((x >= cat["x0"] - 1) & (x <= cat["x1"] + 1) & (y >= cat["y0"] - 1) & (y <= cat["y1"] + 1))
     assert set(cat["class"]) <= set(sim.BOX_CLASSES)

@@ -345,7 +345,8 @@ def _plan_field(rng, cfg: SimConfig, shape, beam: sm.PixelBeam, sigma: float, pi
     n_compact = int(rng.poisson(cfg.compact_density * area_deg2 * rng.uniform(0.5, 2.0)))
     for _ in range(n_compact):
         x, y = rng.uniform(-0.5, nx - 0.5), rng.uniform(-0.5, ny - 0.5)
-        plan.append(_Planned("compact", "COMPACT", x, y, sm.compact(rng, x, y, beam, sigma, _snr_compact(rng))))
+        blobs = sm.compact(rng, x, y, beam, sigma, _snr_compact(rng))
+        plan.append(_Planned("compact", "COMPACT", x, y, blobs))
     return plan
 
 
@@ -688,12 +689,11 @@ def write_catalogue(path: Path, rows: list[dict]) -> None:
     import astropy.units as u
     from astropy.table import Table
 
-    names = list(_catalogue_row({"id": "", "ra": 0, "dec": 0, "sky_box": {"ra": 0, "dec": 0, "width_arcsec": 0,
-                                                        "height_arcsec": 0},
-                                 "maj_arcsec": 0, "min_arcsec": 0, "pa_deg": 0, "flux_jy": 0, "peak_jy": 0,
-                                 "class": "", "kind": "", "radio_galaxy": False, "peculiar": False,
-                                 "fr_class": "", "n_islands": 0, "n_peaks": 0,
-                                 "pixel_box": [0, 0, 0, 0]}))
+    blank = {"id": "", "ra": 0, "dec": 0, "maj_arcsec": 0, "min_arcsec": 0, "pa_deg": 0, "flux_jy": 0,
+             "peak_jy": 0, "class": "", "kind": "", "radio_galaxy": False, "peculiar": False, "fr_class": "",
+             "n_islands": 0, "n_peaks": 0, "pixel_box": [0, 0, 0, 0],
+             "sky_box": {"ra": 0, "dec": 0, "width_arcsec": 0, "height_arcsec": 0}}
+    names = list(_catalogue_row(blank))
     t = Table(rows=[[r[k] for k in names] for r in rows] if rows else None, names=names,
               dtype=None if rows else ["U1"] * len(names))
     units = {"RA": u.deg, "DEC": u.deg, "Maj": u.arcsec, "Min": u.arcsec, "PA": u.deg, "Total_flux": u.Jy,
