@@ -160,6 +160,36 @@ def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], beam: Pix
     return out / math.sqrt(var)
 
 
+def sidelobe_pattern(rng: np.random.Generator, shape: tuple[int, int], beam: PixelBeam, kind: str) -> np.ndarray:
+    """Unit-rms texture of residual sidelobes: ``ripples`` (a few plane waves of 1.5–3 beams under
+    a smooth random envelope, as in LOFAR/ASKAP images) or ``streaks`` (long straight lines at
+    60° from one another, as the VLA snowflake pattern leaves in FIRST images)."""
+    ny, nx = shape
+    out = np.zeros(shape)
+    if kind == "ripples":                 # white noise through a few narrow band-passes: wave packets
+        ky = np.fft.fftfreq(ny)[:, None]
+        kx = np.fft.rfftfreq(nx)[None, :]
+        h = np.zeros((ny, nx // 2 + 1))
+        for _ in range(int(rng.integers(3, 7))):
+            a = rng.uniform(0, math.pi)
+            k = 1.0 / (beam.size * rng.uniform(1.5, 3.0))
+            w = 0.12 * k
+            for sgn in (1, -1):
+                h += np.exp(-((kx - sgn * k * math.cos(a)) ** 2 + (ky - sgn * k * math.sin(a)) ** 2) / (2 * w * w))
+        out = np.fft.irfft2(np.fft.rfft2(rng.standard_normal(shape)) * h, s=shape)
+    elif kind == "streaks":
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        base = rng.uniform(0, math.pi / 3)
+        for _ in range(int(rng.integers(3, 9))):
+            a = base + math.pi / 3 * int(rng.integers(3))
+            d = (xx - rng.uniform(0, nx)) * math.sin(a) - (yy - rng.uniform(0, ny)) * math.cos(a)
+            out += rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) * np.exp(-0.5 * (d / (0.4 * beam.size)) ** 2)
+        out = smooth(out, beam)
+    else:
+        raise ValueError(f"unknown sidelobe pattern {kind!r}")
+    return out / (out.std() + 1e-30)
+
+
 def random_field(rng: np.random.Generator, shape: tuple[int, int], slope: float, scale: float) -> np.ndarray:
     """A Gaussian random field with power spectrum ∝ (k² + k0²)^(-slope/2), k0 = 1/scale; unit rms."""
     ky = np.fft.fftfreq(shape[0])[:, None]
@@ -293,9 +323,9 @@ def fr1(rng, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
     """FR-I: a bright core and two jets that fade and widen outward (possibly bent, as tails)."""
     b = beam.size
     blobs = Blobs()
-    core = float(np.exp(rng.uniform(math.log(40), math.log(400))))
+    core = float(np.exp(rng.uniform(math.log(25), math.log(250))))
     blobs.add(x, y, _comp_flux(core, sigma, 0.0, 0.0, beam))
-    length = min(max_extent / 2, b * rng.uniform(4, 12))
+    length = min(max_extent / 2, b * rng.uniform(2.5, 8))
     theta = rng.uniform(0, 2 * math.pi)
     bend = rng.choice([-1, 1]) * rng.uniform(0.0, 0.06) / b   # tails bend to the same side
     start = core * rng.uniform(0.25, 0.5)
@@ -316,7 +346,7 @@ def fr2(rng, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
     """FR-II: edge-brightened lobes with compact hotspots at their outer ends; a faint core or none."""
     b = beam.size
     blobs = Blobs()
-    half = min(max_extent / 2 - b, b * rng.uniform(4, 14))
+    half = min(max_extent / 2 - b, b * rng.uniform(2.5, 9))
     theta = rng.uniform(0, 2 * math.pi)
     if rng.random() < 0.6:
         blobs.add(x, y, _comp_flux(rng.uniform(6, 25), sigma, 0.0, 0.0, beam))
@@ -324,7 +354,7 @@ def fr2(rng, x, y, beam: PixelBeam, sigma: float, max_extent: float) -> Blobs:
         ang = theta + side + rng.uniform(-0.12, 0.12)
         L = half * rng.uniform(0.8, 1.0)
         ca, sa = math.cos(ang), math.sin(ang)
-        hot = float(np.exp(rng.uniform(math.log(30), math.log(300))))
+        hot = float(np.exp(rng.uniform(math.log(20), math.log(200))))
         blobs.add(x + L * ca, y + L * sa, _comp_flux(hot, sigma, b * 0.3, b * 0.3, beam), b * 0.3, b * 0.3)
         if rng.random() < 0.3:   # a secondary hotspot
             blobs.add(x + 0.9 * L * ca + b * sa * 0.6, y + 0.9 * L * sa - b * ca * 0.6,
