@@ -242,6 +242,7 @@ def test_lotss_mosaic_and_catalogue(data_dir, tmp_path):
     cat_path = data_dir / "lotss_dr1/lotss_dr1_sources_near_cutouts.csv"
     report = build("mosaic", mosaic, tmp_path / "l.json", catalogue=str(cat_path), split="0.7,0.3")
     assert report["images"] == 9 and report["skipped"] == 0
+    assert any("outside P205+55-mosaic.fits" in n for n in report["notes"])   # the P218+55 sources
     meta = json.loads((tmp_path / "l.meta.json").read_text())
     cat = Table.read(cat_path, format="ascii.csv")
     img = RadioImage.open(mosaic)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from glue_radiollava.cli import main
+from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.image import RadioImage
 from glue_radiollava.core.parsing import PictureBox
 from glue_radiollava.core.skyregions import map_box
@@ -161,6 +162,19 @@ def test_simulate_command(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "t"), "--n", "1", "--size", "8"]) == 1
     assert "out of range" in capsys.readouterr().err
     assert main(["simulate", "--out", str(tmp_path / "t"), "--mosaic", "--scene", "source"]) == 1
+
+
+def test_output_folder_is_not_clobbered(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(RadioLlavaError, match="not empty"):
+        write_simulation(tmp_path, 1, cfg=SimConfig(size=64), progress=False)
+    with pytest.raises(RadioLlavaError, match="no objects.json"):
+        write_simulation(tmp_path, 1, cfg=SimConfig(size=64), progress=False, overwrite=True)
+    sim_dir = tmp_path / "sim"
+    write_simulation(sim_dir, 4, cfg=SimConfig(size=64), progress=False)
+    write_simulation(sim_dir, 2, cfg=SimConfig(size=64), progress=False, overwrite=True)
+    assert sorted(p.name for p in (sim_dir / "images").iterdir()) == ["sim_000000.fits", "sim_000001.fits"]
+    assert len(json.loads((sim_dir / "objects.json").read_text())["images"]) == 2
 
 
 def test_cli_literals_match_the_modules():

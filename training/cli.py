@@ -6,6 +6,16 @@ import json
 
 from glue_radiollava.core.errors import RadioLlavaError
 
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
 # Literal copies (the CLI must not import numpy to build its parser); checked against the modules in tests.
 SCENES = ("field", "source", "galaxy", "mixed")
 SURVEYS = ("lotss", "first", "emu")
@@ -18,7 +28,7 @@ def cmd_simulate(args) -> int:
     if args.workers < 1:
         raise RadioLlavaError(f"--workers {args.workers}: use 1 or more")
     cfg = config_for(args.size, args.scene, args.survey, args.mosaic)
-    summary = write_simulation(args.out, args.n, args.seed, cfg, workers=args.workers)
+    summary = write_simulation(args.out, args.n, args.seed, cfg, workers=args.workers, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -43,8 +53,6 @@ def cmd_build(args) -> int:
                         augment=args.augment, augment_turns=args.augment_turns, temperature=args.temperature,
                         limit=args.limit)
     if args.augment:
-        from glue_radiollava.cli import _quiet_transformers
-
         _quiet_transformers()
     report = build_dataset(opts)
     if args.json:
@@ -64,8 +72,6 @@ def cmd_build(args) -> int:
 
 def cmd_captions(args) -> int:
     from .captions import Selection, filter_captions
-
-    from glue_radiollava.cli import _quiet_transformers
 
     _quiet_transformers()
     sel = Selection(args.min_words, args.min_score, args.allow_multiplot, args.allow_corrupted,
@@ -100,6 +106,7 @@ def add_subcommands(sub) -> None:
                         "galaxy: one FR-I/FR-II; mixed")
     p.add_argument("--survey", choices=SURVEYS, default="lotss", help="pixel size, beam and noise preset")
     p.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in --out")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_simulate)
 

@@ -38,7 +38,7 @@ from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.parsing import PictureBox
 
 from .qa import ImageFacts, Turn, augment_turns, default_turns, to_llava
-from .readers import BOX_TOLERANCE, KINDS, READERS, Problem, Record, RecordError, safe_id
+from .readers import BOX_TOLERANCE, KINDS, READERS, Note, Problem, Record, RecordError, safe_id
 
 # ------------------------------------------------------------------ pictures
 class _Pixels:
@@ -275,6 +275,7 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
     groups: dict[str, tuple[str, ...]] = {}
     skipped: dict[str, int] = {}
     problems: list[str] = []
+    notes: list[str] = []
     tasks: dict[str, int] = {}
     aug_ok = aug_failed = 0
     used: set[str] = set()
@@ -294,6 +295,10 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
                 break
             if isinstance(rec, Problem):
                 fail(rec.id, rec.message)
+                continue
+            if isinstance(rec, Note):
+                notes.append(rec.message)
+                log(rec.message)
                 continue
             rid = safe_id(rec.id)
             base, k = rid, 2
@@ -354,7 +359,7 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
     report = {
         "kind": opts.kind, "input": str(opts.input), "images": len(records),
         "turns": sum(tasks.values()), "questions": dict(sorted(tasks.items())),
-        "skipped": sum(skipped.values()), "skipped_by_reason": skipped,
+        "skipped": sum(skipped.values()), "skipped_by_reason": skipped, "notes": notes,
         "splits": {k: sum(v == k for v in split_of.values()) for k in fractions} if fractions else None,
         "augmented": {"ok": aug_ok, "failed": aug_failed} if assistant is not None else None,
         "files": written, "pictures": str(pictures),

@@ -79,6 +79,13 @@ class Problem:
     message: str
 
 
+@dataclass
+class Note:
+    """Something the report should say that is not a bad record (e.g. sources off the image)."""
+
+    message: str
+
+
 def _canon(label) -> str:
     s = str(label).strip().upper().replace("_", "-").replace(" ", "-")
     m = re.fullmatch(r"(\d)C-?(\d)P", s)
@@ -430,6 +437,8 @@ def read_mosaic(path: Path, catalogue: str | None = None, cutout_size: int = 128
                       f"({', '.join(BOX_CLASSES)})")
     ok = np.array([i not in set(bad) for i in range(len(classes))], bool)
     inside = ok & np.all(np.isfinite(boxes), axis=1) & np.all(np.isfinite(centre), axis=1)
+    inside &= (boxes[:, 2] > -0.5) & (boxes[:, 0] < nx - 0.5) & (boxes[:, 3] > -0.5) & (boxes[:, 1] < ny - 0.5)
+    covered = np.zeros(len(classes), bool)
     if box_classes:
         complete = frozenset(_canon(c) for c in box_classes.split(","))
     elif cols["class"]:
@@ -449,6 +458,7 @@ def read_mosaic(path: Path, catalogue: str | None = None, cutout_size: int = 128
             cx, cy = centre[:, 0], centre[:, 1]
             centred = (cx >= e0x) & (cx < e1x) & (cy >= e0y) & (cy < e1y)
             take = inside & (inter > 0) & (centred | (inter >= 0.5 * area))
+            covered |= take
             sources = [Source(classes[i], (float(ix0[i]), float(iy0[i]), float(ix1[i]), float(iy1[i])))
                        for i in np.flatnonzero(take)]
             touch = inside & (inter > 0)
@@ -463,6 +473,13 @@ def read_mosaic(path: Path, catalogue: str | None = None, cutout_size: int = 128
                 rec.artefact = any("SPURIOUS" in s.classes for s in sources)
             yield rec
     image.close()
+    off = int(np.sum(ok & ~inside))
+    if off:
+        yield Note(f"{off} catalogue sources lie outside {Path(path).name} (not used)")
+    missed = int(np.sum(inside & ~covered))
+    if missed:
+        yield Note(f"{missed} catalogue sources on the mosaic fall in no tile (the margin beyond the last "
+                   f"full tile, or less than half of their box in any tile)")
 
 
 READERS = {"sim": read_sim, "labels": read_labels, "yolo": read_yolo, "rgcat": read_rgcat,

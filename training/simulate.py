@@ -659,16 +659,34 @@ def _work(args):
     return img.name, fits_bytes(img.data, img.cards), img.truth, img.catalogue_rows
 
 
+OUTPUT_FILES = ("labels.json", "peculiarity.json", "smorph.json", "frclass.json", "objects.json")
+
+
+def _prepare_folder(out: Path, overwrite: bool) -> None:
+    """A new or empty folder; with ``overwrite``, an earlier simulation there is removed first."""
+    if out.exists() and not out.is_dir():
+        raise RadioLlavaError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RadioLlavaError(f"{out} is not empty; choose a new folder, or --overwrite to replace "
+                                  "an earlier simulation there")
+        if not (out / "objects.json").is_file():
+            raise RadioLlavaError(f"{out} holds no simulation (no objects.json); not overwriting it")
+        for p in list((out / "images").glob("*.fits")) + list(out.glob("mosaic_*.ecsv")):
+            p.unlink()
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+
+
 def write_simulation(out: str | Path, n: int, seed: int = 0, cfg: SimConfig | None = None,
-                     workers: int = 1, progress: bool = True) -> dict:
+                     workers: int = 1, progress: bool = True, overwrite: bool = False) -> dict:
     """Simulate ``n`` images into folder ``out``; returns a summary (counts per label)."""
     cfg = (cfg or SimConfig()).check()
     if n < 1:
         raise RadioLlavaError(f"--n {n}: give at least one image")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RadioLlavaError(f"{out} exists and is not a folder")
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    _prepare_folder(out, overwrite)
     jobs = [(seed, i, cfg) for i in range(n)]
     truths, catalogues = [], {}
     from tqdm import tqdm
