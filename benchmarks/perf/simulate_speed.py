@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="simspeed-"))
     out = root / "sim"
     if out.exists():
-        shutil.rmtree(out)
+        shutil.rmtree(out)                             # only the benchmark's own subfolder
     try:
         t0 = time.perf_counter()
         summary = write_simulation(out, args.n, args.seed, cfg, workers=args.workers, progress=False)
