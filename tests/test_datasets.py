@@ -15,7 +15,7 @@ from glue_radiollava.cli import main
 from glue_radiollava.core.assistant import Scores
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.image import RadioImage
-from glue_radiollava.core.parsing import PictureBox, parse_answer, parse_boxes
+from glue_radiollava.core.parsing import PictureBox, format_yolo_boxes, parse_answer, parse_boxes
 from glue_radiollava.core.profiles import get_profile, render
 from glue_radiollava.core.tasks import get_task
 from glue_radiollava.core.transform import Transform
@@ -194,6 +194,8 @@ def test_yolo_folder(sim_dir, truths, tmp_path):
     (tmp_path / "yolo/labels" / f"{names[2]}.txt").write_text("1 1.2 0.5 0.1 0.1\n")
     report = build("yolo", tmp_path / "yolo", tmp_path / "y.json")
     assert report["images"] == len(names) - 2 and report["skipped"] == 3
+    assert report["skipped_by_reason"] == {"missing image file": 1, "box outside its image": 1,
+                                           "label outside the scheme": 1}
     problems = "\n".join(json.loads((tmp_path / "y.meta.json").read_text())["problems"])
     assert "orphan: missing image file" in problems
     assert f"{names[1]}: " in problems and "class 9 is outside" in problems
@@ -291,6 +293,20 @@ def test_simulated_mosaic_with_its_catalogue(tmp_path):
     assert stats["unparsed_answers"] == {} and stats["boxes"]["COMPACT"] > 5
     with pytest.raises(RadioLlavaError, match="--from mosaic"):
         build("sim", tmp_path / "m", tmp_path / "n.json")
+
+
+def test_tiny_boxes_grow_to_a_size_the_answer_can_say():
+    from training.datasets import picture_boxes
+    from training.readers import Record, Source
+
+    rec = Record("r", Path("x.fits"), sources=[Source(("COMPACT",), (150.0, 0.0, 151.0, 1.0)),
+                                                Source(("COMPACT",), (10.0, 10.0, 40.0, 20.0))])
+    compact = picture_boxes(rec, Transform.identity(300, 300), (300, 300))["COMPACT"]
+    text = format_yolo_boxes(compact)
+    parsed = parse_boxes(text)
+    assert parsed.problem is None and all(b.valid for b in parsed.boxes)
+    assert parsed.boxes[0].to_yolo() == pytest.approx([0.5017, 0.005, 0.01, 0.01], abs=0.006)
+    assert compact[1].to_yolo() == pytest.approx([25.5 / 300, 15.5 / 300, 30 / 300, 10 / 300])
 
 
 def test_splits_keep_groups_together():

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +41,11 @@ from .readers import BOX_TOLERANCE, KINDS, READERS, Note, Problem, Record, Recor
 
 # ------------------------------------------------------------------ pictures
 class _Pixels:
-    """Opens images once (mosaics give many tiles) and renders records with a profile."""
+    """Reads the pixels of records; keeps the last few FITS files open (a mosaic gives many tiles)."""
 
-    def __init__(self, profile):
+    def __init__(self, profile, keep_open: int = 4):
         self.profile = profile
+        self.keep_open = keep_open
         self.images: dict = {}
 
     def close(self):
@@ -69,9 +69,15 @@ class _Pixels:
                 raise RecordError(f"{path}: unreadable picture ({exc})") from None
             return data, 0, 0, None, None, None
         key = (str(path), rec.hdu)
-        if key not in self.images:
-            self.images[key] = self._open_fits(path, rec.hdu)
-        img = self.images[key]
+        if key in self.images:
+            img = self.images.pop(key)              # re-inserted below: most recently used last
+        else:
+            img = self._open_fits(path, rec.hdu)
+            while len(self.images) >= self.keep_open:
+                old = self.images.pop(next(iter(self.images)))
+                if hasattr(old, "close"):
+                    old.close()
+        self.images[key] = img
         if isinstance(img, np.ndarray):
             return img, 0, 0, None, None, None
         ny, nx = img.shape
@@ -103,8 +109,23 @@ class _Pixels:
 
 
 
+SKIP_REASONS = (  # phrase in a problem message → the reason it is counted under
+    ("missing image file", "missing image file"), ("outside its image", "box outside its image"),
+    ("is outside the", "label outside the scheme"), ("not a valid", "invalid box"),
+    ("zero or negative size", "invalid box"), ("no filepaths", "no image named"), ("no filename", "no image named"),
+    ("one label per image", "several labels"), ("incomplete", "incomplete record"),
+    ("unreadable", "unreadable file"), ("no 2-D image", "unreadable file"), ("blank", "blank image"),
+    ("expected 'class", "bad label line"), ("object ", "bad object"),
+)
+MIN_BOX = 0.01    # normalised: smaller boxes would round to a zero size in the 2-decimal answers
+
+
 def picture_boxes(rec: Record, transform, shape) -> dict[str, list[PictureBox]]:
-    """The record's sources as normalised picture boxes per class (through the picture's Transform)."""
+    """The record's sources as normalised picture boxes per class (through the picture's Transform).
+
+    Boxes smaller than ``MIN_BOX`` of the picture grow to it around their centre (a 2-decimal
+    answer could not say less), staying inside the picture.
+    """
     out: dict[str, list[PictureBox]] = {}
     ny, nx = shape
     for s in rec.sources:
@@ -125,10 +146,21 @@ def picture_boxes(rec: Record, transform, shape) -> dict[str, list[PictureBox]]:
             raise RecordError(f"box {list(s.box)} has zero or negative size")
         if min(p0, q0) < -BOX_TOLERANCE or max(p1, q1) > 1 + BOX_TOLERANCE:
             raise RecordError(f"box {[round(v, 2) for v in s.box]} (pixels) lies outside its image")
-        clip = [min(max(v, 0.0), 1.0) for v in (p0, q0, p1, q1)]
+        clip = _at_least(*(min(max(v, 0.0), 1.0) for v in (p0, q0, p1, q1)))
         for cls in s.classes:
             out.setdefault(cls, []).append(PictureBox(*clip, label=cls))
     return out
+
+
+def _at_least(u0, v0, u1, v1, size=MIN_BOX):
+    def grow(a, b):
+        if b - a >= size:
+            return a, b
+        c = min(max((a + b) / 2, size / 2), 1 - size / 2)
+        return c - size / 2, c + size / 2
+
+    (u0, u1), (v0, v1) = grow(u0, u1), grow(v0, v1)
+    return u0, v0, u1, v1
 
 
 def facts_for(rec: Record, boxes: dict[str, list[PictureBox]], data, width_arcsec,
@@ -283,7 +315,7 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
     def fail(rid: str, message: str):
         if opts.on_error == "stop":
             raise RadioLlavaError(f"record {rid}: {message} (use --on-error skip to skip such records)")
-        kind = re.sub(r"[\d.\[\],-]+", "#", message.split(":")[0] if ": " in message else message)[:60]
+        kind = next((reason for phrase, reason in SKIP_REASONS if phrase in message), "other")
         skipped[kind] = skipped.get(kind, 0) + 1
         problems.append(f"{rid}: {message}")
         log(f"skipped {rid}: {message}")
