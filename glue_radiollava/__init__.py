@@ -15,9 +15,10 @@ def setup():
     global _loaded
     if _loaded:
         return
-    from . import settings
+    from . import glue_factory, settings
 
     settings.register()
+    glue_factory.register()
     try:
         import glue_qt  # noqa: F401
     except ImportError:  # glue without its Qt front end: nothing to show

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["GLUE_TESTING"] = "True"   # glue raises instead of opening modal error dialogs
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 DATA = Path(os.environ.get("RADIOLLAVA_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

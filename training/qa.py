@@ -27,6 +27,7 @@ DESCRIBE_QUESTIONS = (
     "Can you provide a brief description of the image?",
     "Give a short description of the radio sources in this image.",
 )
+BORDER_TASK = "blank-border"   # a yes/no catalogue task of this name, when there is one, is asked instead
 BORDER_QUESTIONS = (
     "Is there any blank pixel region at the edges of the image?\nAnswer concisely: Yes or No.",
     "Does the image contain blank (NaN) regions along its borders?\nAnswer concisely: Yes or No.",
@@ -192,7 +193,7 @@ def _join(items: list[str]) -> str:
 class Turn:
     question: str
     answer: str
-    task: str          # catalogue task name, "describe", "border" or "augmented"
+    task: str          # catalogue task name, "describe", "border" (no catalogue task) or "augmented"
 
 
 def box_tasks() -> list[Task]:
@@ -242,10 +243,14 @@ def default_turns(facts: ImageFacts, rng, phrasing: str = "catalogue") -> list[T
     if facts.fr_class is not None:
         ask("b6-fr-class", facts.fr_class)
     if facts.border is not None:
-        q = BORDER_QUESTIONS[0]
-        if phrasing == "mixed":
-            q = BORDER_QUESTIONS[int(rng.integers(len(BORDER_QUESTIONS)))]
-        turns.append(Turn(q, "Yes" if facts.border else "No", "border"))
+        catalogue = load_tasks().get(BORDER_TASK)
+        if catalogue is not None:
+            ask(BORDER_TASK, "Yes" if facts.border else "No")
+        else:
+            q = BORDER_QUESTIONS[0]
+            if phrasing == "mixed":
+                q = BORDER_QUESTIONS[int(rng.integers(len(BORDER_QUESTIONS)))]
+            turns.append(Turn(q, "Yes" if facts.border else "No", "border"))
     complete = {c.upper() for c in facts.box_classes}
     for task in box_tasks():
         cls = (task.box_class or "").upper()

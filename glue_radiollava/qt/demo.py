@@ -32,6 +32,8 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
              task: str = "boxes-compact", region: tuple[int, int, int, int] | None = None,
              size: tuple[int, int] = (1500, 950)) -> int:
     _ensure_display()
+    if screenshot or quit:  # scripted: glue raises instead of waiting on a modal error dialog
+        os.environ.setdefault("GLUE_TESTING", "True")
     from glue.config import settings as glue_settings
     from glue.core.data_factories import load_data
     from glue.core.roi import RectangularROI

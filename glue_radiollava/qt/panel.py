@@ -73,6 +73,7 @@ class AssistantPanel(QtWidgets.QWidget):
         self.box_rows: list[BoxRow] = []
         self.box_counts: dict[str, int] = {}
         self.job: Job | None = None
+        self._busy = False               # a job is running and its result not yet handled
         self._after_load = None
         protect_stderr()
         self._build_ui()
@@ -222,9 +223,10 @@ class AssistantPanel(QtWidgets.QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.job is not None and self.job.isRunning()
+        return self._busy
 
     def _set_busy(self, busy: bool, what: str = ""):
+        self._busy = busy
         self.progress.setRange(0, 0 if busy else 1)
         self.ask_button.setEnabled(not busy)
         self.load_button.setEnabled(not busy)
@@ -233,20 +235,29 @@ class AssistantPanel(QtWidgets.QWidget):
             self._info(what)
         self.busy_changed.emit(busy)
 
-    def _start(self, job: Job, what: str):
+    def _start(self, job: Job, what: str, on_success, on_failure=None) -> bool:
+        """Run ``job``; on the GUI thread the panel is idle again BEFORE the handlers run."""
         if self.busy:
             self._error("the assistant is busy; press Stop first")
             return False
         self.job = job
-        job.on(job.failed, self._on_failed)
-        job.on(job.finished, lambda: self._set_busy(False))
+
+        def succeeded(result):
+            self._set_busy(False)
+            on_success(result)
+
+        def failed(message):
+            self._set_busy(False)
+            self._after_load = None
+            if on_failure is not None:
+                on_failure(message)
+            self._error(message)
+
+        job.on(job.succeeded, succeeded)
+        job.on(job.failed, failed)
         self._set_busy(True, what)
         job.start()
         return True
-
-    def _on_failed(self, message: str):
-        self._after_load = None
-        self._error(message)
 
     # ================================================================ model
     def current_spec(self):
@@ -273,9 +284,9 @@ class AssistantPanel(QtWidgets.QWidget):
 
         self.model_status.setText(f"loading {spec.describe()} …")
         job = Job(work, name="loading the model", parent=self)
-        job.on(job.succeeded, lambda assistant: self._on_model_loaded(assistant, spec))
-        job.on(job.failed, lambda msg: self.model_status.setText("no model loaded"))
-        return self._start(job, f"loading {spec.describe()} …")
+        return self._start(job, f"loading {spec.describe()} …",
+                           on_success=lambda assistant: self._on_model_loaded(assistant, spec),
+                           on_failure=lambda msg: self.model_status.setText("no model loaded"))
 
     def set_assistant(self, assistant, spec=None):
         """Use an already built Assistant (scripting, tests)."""
@@ -375,8 +386,8 @@ class AssistantPanel(QtWidgets.QWidget):
         self._append_chat(f"\nYou: {shown}\nradio-llava: ")
         job = Job(work, name="asking the model", parent=self)
         job.on(job.text, self._append_chat)
-        job.on(job.succeeded, lambda answer: self._on_answer(answer, region))
-        return self._start(job, "generating … (Stop to interrupt)")
+        return self._start(job, "generating … (Stop to interrupt)",
+                           on_success=lambda answer: self._on_answer(answer, region))
 
     def stop(self):
         if self.job is not None:

@@ -6,6 +6,7 @@ Signals are delivered on the GUI thread (queued connections), so slots may touch
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from qtpy import QtCore
@@ -59,34 +60,47 @@ class Job(QtCore.QThread):
         return self.wait(timeout_ms)
 
 
-class GuiThreadStream(QtCore.QObject):
+class _Relay(QtCore.QObject):
+    text = QtCore.Signal(str)
+
+
+class GuiThreadStream:
     """A stderr wrapper that hands writes from worker threads to the GUI thread.
 
     glue replaces ``sys.stderr`` with its log window, a Qt widget: a warning or a progress bar
     printed by transformers in a worker thread would otherwise edit that widget off the GUI thread.
     """
 
-    _text = QtCore.Signal(str)
-
     def __init__(self, target):
-        super().__init__()
         self.target = target
-        self._text.connect(self._write_here, QtCore.Qt.QueuedConnection)
+        self._relay = _Relay()
+        self._relay.text.connect(self._write_here, QtCore.Qt.QueuedConnection)
+
+    def _on_gui_thread(self) -> bool:
+        try:
+            return QtCore.QThread.currentThread() is self._relay.thread()
+        except RuntimeError:  # Qt already shut down
+            return True
 
     def write(self, text):
-        if QtCore.QThread.currentThread() is self.thread():
-            self.target.write(text)
+        if self._on_gui_thread():
+            self._write_here(text)
         else:
-            self._text.emit(text)
+            self._relay.text.emit(text)
         return len(text)
 
     def _write_here(self, text):
-        self.target.write(text)
+        try:
+            self.target.write(text)
+        except RuntimeError:  # the glue log window is gone (application closed)
+            sys.__stderr__.write(text)
 
     def flush(self):
-        flush = getattr(self.target, "flush", None)
-        if flush is not None and QtCore.QThread.currentThread() is self.thread():
-            flush()
+        if self._on_gui_thread():
+            try:
+                self.target.flush()
+            except (RuntimeError, AttributeError):
+                pass
 
     def __getattr__(self, name):
         return getattr(self.target, name)
@@ -94,7 +108,5 @@ class GuiThreadStream(QtCore.QObject):
 
 def protect_stderr():
     """Wrap ``sys.stderr`` (once) so that worker threads never write into Qt widgets directly."""
-    import sys
-
     if not isinstance(sys.stderr, GuiThreadStream):
         sys.stderr = GuiThreadStream(sys.stderr)
