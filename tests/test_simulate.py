@@ -162,6 +162,9 @@ def test_simulate_command(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "t"), "--n", "1", "--size", "8"]) == 1
     assert "out of range" in capsys.readouterr().err
     assert main(["simulate", "--out", str(tmp_path / "t"), "--mosaic", "--scene", "source"]) == 1
+    assert main(["simulate", "--out", str(tmp_path / "t"), "--scene", "source", "--survey", "emu",
+                 "--size", "64"]) == 1
+    assert "use --size 90 or more" in capsys.readouterr().err
 
 
 def test_output_folder_is_not_clobbered(tmp_path):

@@ -99,6 +99,12 @@ class SimConfig:
             raise RadioLlavaError(f"size {self.size} px is out of range; use 32 to 16384")
         if self.mosaic and self.scene != "field":
             raise RadioLlavaError("mosaics are survey fields: use --scene field with --mosaic")
+        survey = SURVEYS[self.survey]
+        beams = self.size * survey.pixel_arcsec / survey.bmaj_arcsec
+        if self.scene != "field" and beams < 12:
+            need = math.ceil(12 * survey.bmaj_arcsec / survey.pixel_arcsec)
+            raise RadioLlavaError(f"--scene {self.scene}: {self.size} px is only {beams:.1f} beams of the "
+                                  f"{self.survey} preset; use --size {need} or more")
         return self
 
     def to_dict(self) -> dict:
@@ -462,7 +468,8 @@ def _centred_source(rng, scene, n, beam, sigma, rms, finite, bounds):
             if m is not None and smorph_of(m.n_islands, m.n_peaks) == target:
                 break
         else:
-            raise RuntimeError(f"could not draw a {target} source in 40 tries (size {n} px, beam {b:.1f} px)")
+            raise RadioLlavaError(f"could not draw a {target} source in 40 tries ({n} px, beam {b:.1f} px); "
+                                  "use a larger --size")
         kind = "extended" if target.startswith("1C") else "multi"
         out.append((_Planned(kind, "EXTENDED", x, y, blobs, radio_galaxy=target != "1C-1P"), stamp))
     else:
