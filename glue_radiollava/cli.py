@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="FITS images (default: a simulated sample mosaic)")
     p.add_argument("--model", help="model for the panel (default: the preference, normally nano)")
     p.add_argument("--task", default="boxes-compact", help="the preset task of the scripted flow")
-    p.add_argument("--screenshot", help="run the scripted flow (region → task → boxes) and save a PNG")
+    p.add_argument("--screenshot", help="run the scripted flow (region → task → boxes) and save a PNG "
+                   "of the window; without a screen (offscreen) it then exits")
     p.add_argument("--quit", action="store_true", help="exit when done (with --screenshot: after it)")
     p.set_defaults(func=cmd_demo)
 

@@ -32,6 +32,8 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
              task: str = "boxes-compact", region: tuple[int, int, int, int] | None = None,
              size: tuple[int, int] = (1500, 950)) -> int:
     _ensure_display()
+    if screenshot and os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        quit = True  # nobody can see an offscreen window: exit after the screenshot
     if screenshot or quit:  # scripted: glue raises instead of waiting on a modal error dialog
         os.environ.setdefault("GLUE_TESTING", "True")
     from glue.config import settings as glue_settings
