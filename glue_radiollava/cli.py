@@ -145,7 +145,16 @@ def cmd_model_tiny(args) -> int:
 def cmd_demo(args) -> int:
     from .qt.demo import run_demo
 
-    return run_demo(args.files, model=args.model, screenshot=args.screenshot, quit=args.quit, task=args.task)
+    files = args.files
+    if not files:  # a simulated sample mosaic (the simulator lives in training/)
+        try:
+            from training.simulate import sample_mosaic
+        except ImportError:
+            raise RadioLlavaError("no FITS file given and the simulator is not installed; "
+                                  "pass a FITS file: radiollava demo IMAGE.fits") from None
+        files = [str(sample_mosaic())]
+        print(f"opening the simulated sample mosaic {files[0]}")
+    return run_demo(files, model=args.model, screenshot=args.screenshot, quit=args.quit, task=args.task)
 
 
 # ---------------------------------------------------------------------------- parser

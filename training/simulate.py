@@ -779,3 +779,17 @@ def config_for(size: int | None = None, scene: str = "field", survey: str = "lot
     """A config with the CLI's defaults: 128 px cutouts, 1024 px mosaics."""
     return replace(SimConfig(), size=int(size or (1024 if mosaic else 128)), scene=scene, survey=survey,
                    mosaic=mosaic).check()
+
+
+def sample_mosaic(folder: str | Path | None = None, seed: int = 2026, size: int = 1024) -> Path:
+    """A simulated LoTSS-like mosaic for the demo, written once into a cache folder; its path."""
+    folder = Path(folder or Path.home() / ".cache" / "glue-radiollava" / f"sample-mosaic-{seed}-{size}")
+    existing = sorted(folder.glob("images/mosaic_*.fits")) if folder.is_dir() else []
+    if existing:
+        return existing[0]
+    write_simulation(folder, 1, seed=seed, cfg=config_for(size=size, mosaic=True), progress=False,
+                     overwrite=True)
+    found = sorted(folder.glob("images/mosaic_*.fits"))
+    if not found:
+        raise RadioLlavaError(f"{folder}: the simulator wrote no mosaic")
+    return found[0]

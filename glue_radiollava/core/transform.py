@@ -118,6 +118,12 @@ class Transform:
         ub, vb = self.mosaic_to_normalised(X1, Y1)
         return (float(min(ua, ub)), float(min(va, vb)), float(max(ua, ub)), float(max(va, vb)))
 
+    @classmethod
+    def from_dict(cls, d: dict, wcs=None) -> "Transform":
+        """The inverse of ``to_dict`` (which leaves out the WCS: pass it here)."""
+        known = set(cls.__dataclass_fields__) - {"wcs"}
+        return cls(**{k: v for k, v in d.items() if k in known}, wcs=wcs)
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "wcs"}
         return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in d.items()}

@@ -1,5 +1,4 @@
-"""``radiollava demo``: glue with the plugin, the given FITS files (or a simulated sample mosaic)
-and the assistant panel. With ``--screenshot`` it runs the scripted flow — select a region, ask a
+"""``radiollava demo``: glue with the plugin, the given FITS files and the assistant panel. With ``--screenshot`` it runs the scripted flow — select a region, ask a
 preset box task, overlay the boxes — saves a PNG of the window, and with ``--quit`` exits.
 """
 
@@ -16,16 +15,6 @@ def _ensure_display():
     """No screen (CI, ssh): let Qt draw offscreen instead of failing to connect to X."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-
-def sample_mosaic() -> Path:
-    """A simulated sample mosaic (issue "Synthetic radio sky"), made once and cached."""
-    try:
-        from training.simulate import sample_mosaic as make
-    except ImportError:
-        raise RadioLlavaError("no FITS file given and the simulator's sample mosaic is not available "
-                              "in this install; pass a FITS file: radiollava demo IMAGE.fits") from None
-    return Path(make())
 
 
 def run_demo(files, model: str | None = None, screenshot: str | None = None, quit: bool = False,
@@ -49,7 +38,9 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
     from .tools import ask_about_roi
 
     get_task(task)
-    paths = [Path(f) for f in files] or [sample_mosaic()]
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise RadioLlavaError("give at least one FITS image to open")
     for p in paths:
         if not p.is_file():
             raise RadioLlavaError(f"{p}: no such file")
