@@ -15,7 +15,8 @@ from glue_radiollava.core.tasks import Task, TaskError, get_task, load_tasks
 BENCHMARKS = ["b1-extended-diffuse", "b2-source-morphology", "b3-radio-galaxy",
               "b4-ring-artefact", "b5-peculiarity", "b6-fr-class"]
 BOX_TASKS = ["boxes-compact", "boxes-extended", "boxes-extended-multisland",
-             "boxes-spurious", "boxes-radio-galaxy"]
+             "boxes-spurious", "boxes-radio-galaxy", "boxes-flagged", "boxes-fr-i", "boxes-fr-ii",
+             "boxes-fr-x", "boxes-c", "boxes-r", "boxes-pec"]
 B1 = ("EXTENDED", "DIFFUSE", "DIFFUSE-LARGE")
 NEGATIVE = "The image does not contain compact radio sources."
 
@@ -24,7 +25,7 @@ NEGATIVE = "The image does not contain compact radio sources."
 
 
 def test_catalogue_names_and_order() -> None:
-    assert list(load_tasks()) == ["describe", *BENCHMARKS, *BOX_TASKS]
+    assert list(load_tasks()) == ["describe", *BENCHMARKS, "blank-border", *BOX_TASKS]
 
 
 def test_catalogue_fields() -> None:
@@ -51,8 +52,10 @@ def test_catalogue_fields() -> None:
     )
     assert (compact.box_class, compact.negative_answer) == ("COMPACT", NEGATIVE)
     assert [tasks[n].box_class for n in BOX_TASKS] == [
-        "COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY"
+        "COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY",
+        "FLAGGED", "FR-I", "FR-II", "FR-X", "C", "R", "PEC"
     ]
+    assert tasks["blank-border"].kind == "yesno" and tasks["blank-border"].prompt.endswith("Yes or No.")
     assert all(tasks[n].kind == "boxes" and tasks[n].negative_answer for n in BOX_TASKS)
     assert all(t.title and t.prompt == t.prompt.strip() for t in tasks.values())
 
