@@ -1,4 +1,5 @@
-"""``radiollava simulate`` and ``radiollava dataset build|captions|stats`` (registered by the main CLI)."""
+"""``radiollava simulate``, ``dataset build|captions|stats``, ``train`` and ``merge`` (registered by the
+main CLI)."""
 
 from __future__ import annotations
 
@@ -93,8 +94,64 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    if args.overrides and args.overrides[0] == "recipe":
+        from .recipes import run_recipe_cli
+
+        return run_recipe_cli(args.overrides[1:])
+    from .finetune import load_config, train
+
+    if not args.config and not args.overrides:
+        raise RadioLlavaError("give --config FILE.yaml and/or key=value options "
+                              "(e.g. base=nano data=train.json method=lora out=runs/lora)")
+    config = load_config(args.config, args.overrides)
+    out = train(config)
+    print(f"wrote {out} (loss log {out / 'loss.csv'}, plot {out / 'loss.png'}); "
+          f"ask it with: radiollava ask IMAGE ... --model {out}")
+    return 0
+
+
+def cmd_merge_adapter(args) -> int:
+    from .merge import merge_adapter
+
+    _quiet_transformers()
+    out = merge_adapter(args.adapter, args.out, base=args.base)
+    print(f"wrote {out}: the adapter merged into its base")
+    return 0
+
+
+def cmd_merge_weighted(args) -> int:
+    from .merge import merge_weighted
+
+    out = merge_weighted(args.base, args.finetuned, args.alpha, args.out)
+    print(f"wrote {out}: LLM and projector = {1 - args.alpha:g} · base + {args.alpha:g} · fine-tuned")
+    return 0
+
+
 def add_subcommands(sub) -> None:
-    """Add ``simulate`` and ``dataset`` to the ``radiollava`` subparsers."""
+    """Add ``simulate``, ``dataset``, ``train`` and ``merge`` to the ``radiollava`` subparsers."""
+    t = sub.add_parser("train", help="fine-tune (full, lora, qlora) on LLaVA conversations; "
+                       "`train recipe nano --out DIR` trains the embedded model",
+                       description="radiollava train --config FILE.yaml [key=value ...]  |  "
+                                   "radiollava train recipe nano --out DIR [--quick] [--seed S]")
+    t.add_argument("--config", help="YAML file of options (see resources/configs/finetune-lora.yaml)")
+    t.add_argument("overrides", nargs="*", help="key=value options overriding the config (e.g. method=full)")
+    t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser("merge", help="merge an adapter into its base, or a fine-tuned model with its base")
+    msub = m.add_subparsers(dest="merge_command", required=True)
+    a = msub.add_parser("adapter", help="fold a LoRA adapter into its base: a plain model folder")
+    a.add_argument("--adapter", required=True, help="LoRA adapter folder (a lora/qlora run's output)")
+    a.add_argument("--base", help="base model (default: the one named in adapter_config.json)")
+    a.add_argument("--out", required=True)
+    a.set_defaults(func=cmd_merge_adapter)
+    w = msub.add_parser("weighted", help="(1-alpha)·base + alpha·fine-tuned for LLM and projector")
+    w.add_argument("--base", required=True, help="the base model (nano, a folder, a hub id)")
+    w.add_argument("--finetuned", required=True, help="the fine-tuned model folder (full or merged)")
+    w.add_argument("--alpha", type=float, required=True, help="0 = base, 1 = fine-tuned")
+    w.add_argument("--out", required=True)
+    w.set_defaults(func=cmd_merge_weighted)
+
     p = sub.add_parser("simulate", help="simulate radio cutouts or mosaics (FITS) with exact ground truth")
     p.add_argument("--out", required=True, help="output folder (images/, labels.json, objects.json …)")
     p.add_argument("--n", type=int, default=100, help="number of images (default 100)")

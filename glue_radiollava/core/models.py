@@ -290,6 +290,9 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
     spec = ModelSpec(spec) if isinstance(spec, str) else spec
     start = time.perf_counter()
     folder = resolve_model_folder(spec.model)
+    if not (folder / "config.json").is_file() and (folder / "adapter_config.json").is_file():
+        spec = _adapter_folder_spec(spec, folder)   # a LoRA run's output: base + this adapter
+        folder = resolve_model_folder(spec.model)
     config = read_config(folder)
     family = detect_family(folder, config)
     device, dtype = _choose_device_dtype(spec)
@@ -316,6 +319,24 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
                            else folder)
     return LoadedModel(spec, folder, family, model, processor, profile, device, dtype,
                        load_s=time.perf_counter() - start, warnings=warnings)
+
+
+def _adapter_folder_spec(spec: ModelSpec, folder: Path) -> ModelSpec:
+    from dataclasses import replace
+
+    if spec.adapter:
+        raise RadioLlavaError(f"{folder} is itself a LoRA adapter; give it as --model or --adapter, not both")
+    try:
+        base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError) as exc:
+        raise RadioLlavaError(f"{folder}/adapter_config.json: unreadable ({exc})") from None
+    if not base:
+        raise RadioLlavaError(f"{folder} is a LoRA adapter without its base model's name; "
+                              "pass --model BASE --adapter " + str(folder))
+    if not Path(base).is_dir() and base != NANO and base.count("/") != 1:
+        raise RadioLlavaError(f"{folder} is a LoRA adapter on {base}, which is not here; "
+                              f"pass --model BASE_FOLDER --adapter {folder}")
+    return replace(spec, model=base, adapter=str(folder))
 
 
 def _attach_adapter(model, adapter: str, base_folder: Path):
