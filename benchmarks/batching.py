@@ -1,0 +1,156 @@
+"""Batched ask and score on top of the core Assistant (a proposal for the core's API).
+
+The core's ``Assistant.ask`` and ``Assistant.score`` take one picture at a time. These two
+functions take a list of pictures and keep the core's prompt (system prompt, few-shot examples,
+chat template) and answer parsing, so a batch of one gives what the core gives:
+
+- ``ask_batch(assistant, views, question=None, task=None, examples=(), max_new_tokens=...)``
+  → ``list[Answer]``: one ``model.generate`` call over left-padded prompts, greedy.
+- ``score_batch(assistant, views, answers=None, question=None, task=None, examples=())``
+  → ``list[Scores]``: one forward pass over every (picture, answer) pair, left-padded so the
+  answers end each row, with only the answers' logits kept.
+
+They would move into the core as ``Assistant.ask_batch`` and ``Assistant.score_batch`` unchanged
+(they use the Assistant's ``_messages`` and ``_answer``, and the processor and model it holds).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Sequence
+
+from glue_radiollava.core.errors import RadioLlavaError
+
+
+def _prompt(assistant, question: str, examples) -> tuple[str, list]:
+    messages, example_images = assistant._messages(question, (), examples)
+    prompt = assistant.loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt, example_images
+
+
+def _encode(assistant, views, question: str, examples, repeat: int = 1) -> dict:
+    """Processor inputs for every view (each ``repeat`` times), left padded, on the model's device."""
+    prompt, example_images = _prompt(assistant, question, examples)
+    texts, images = [], []
+    for view in views:
+        for _ in range(repeat):
+            texts.append(prompt)
+            images.extend(list(example_images) + [view.picture])
+    processor = assistant.loaded.processor
+    tok = processor.tokenizer
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        inputs = processor(images=images, text=texts, return_tensors="pt", padding=True)
+    finally:
+        tok.padding_side = side
+    return _to_device(assistant, dict(inputs))
+
+
+def _to_device(assistant, inputs: dict) -> dict:
+    model = assistant.loaded.model
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    out = {}
+    for k, v in inputs.items():
+        v = v.to(assistant.loaded.device) if hasattr(v, "to") else v
+        if k.startswith("pixel_values") and v.is_floating_point():
+            v = v.to(dtype)
+        out[k] = v
+    return out
+
+
+def ask_batch(assistant, views: Sequence, question: str | None = None, task=None, examples=(),
+              max_new_tokens: int = 64) -> list:
+    """Generate greedily for every view in one ``generate`` call → one core ``Answer`` per view."""
+    import torch
+
+    if not views:
+        return []
+    question, task = assistant._question(question, task)
+    t0 = time.perf_counter()
+    inputs = _encode(assistant, views, question, examples)
+    tok = assistant.loaded.tokenizer
+    prompt_len = inputs["input_ids"].shape[1]
+    t1 = time.perf_counter()
+    with torch.inference_mode():
+        out = assistant.loaded.model.generate(
+            **inputs, max_new_tokens=int(max_new_tokens), do_sample=False, temperature=None, top_p=None,
+            top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    t2 = time.perf_counter()
+    answers = []
+    stop = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
+    for view, row in zip(views, out[:, prompt_len:].tolist()):
+        n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))  # up to and with EOS
+        text = tok.decode(row[:n], skip_special_tokens=True).strip()
+        timings = {"render_s": None, "prepare_s": round((t1 - t0) / len(views), 4),
+                   "generate_s": round((t2 - t1) / len(views), 4), "new_tokens": n, "batch": len(views)}
+        answers.append(assistant._answer(view, question, task, text, False, timings))
+    return answers
+
+
+def _keeps_logits(model) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None, question: str | None = None,
+                task=None, examples=()) -> list:
+    """Probability of each allowed answer for every view, in one forward pass → core ``Scores``."""
+    import torch
+
+    from glue_radiollava.core.assistant import Scores
+
+    if not views:
+        return []
+    question, task = assistant._question(question, task)
+    answers = list(answers if answers is not None else (task.labels if task else ()))
+    if not answers:
+        raise RadioLlavaError("score needs the allowed answers (a closed-set task or a list of answers)")
+    n = len(answers)
+    tok = assistant.loaded.tokenizer
+    end = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
+    inputs = _encode(assistant, views, question, examples, repeat=n)
+    ids, mask = inputs.pop("input_ids"), inputs.pop("attention_mask")
+    per_token = {k: inputs.pop(k) for k in list(inputs) if hasattr(inputs[k], "shape")
+                 and tuple(inputs[k].shape) == tuple(ids.shape)}       # e.g. mm_token_type_ids
+    rows = ids.shape[0]
+    keep = max(len(a) for a in answer_ids) + 1
+    width = ids.shape[1] + keep - 1
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    new_ids = torch.full((rows, width), pad, dtype=ids.dtype)
+    new_mask = torch.zeros((rows, width), dtype=mask.dtype)
+    new_extra = {k: torch.zeros((rows, width), dtype=v.dtype) for k, v in per_token.items()}
+    for r in range(rows):                     # left padding: every answer ends its row
+        real = mask[r].bool().cpu()
+        prompt = ids[r].cpu()[real]
+        a = torch.tensor(answer_ids[r % n], dtype=ids.dtype)
+        row = torch.cat([prompt, a])
+        new_ids[r, width - len(row):] = row
+        new_mask[r, width - len(row):] = 1
+        for k, v in per_token.items():
+            new_extra[k][r, width - len(row):width - len(a)] = v[r].cpu()[real]
+    device = assistant.loaded.device
+    kwargs = {k: v.to(device) for k, v in new_extra.items()}
+    model = assistant.loaded.model
+    if _keeps_logits(model):
+        kwargs["logits_to_keep"] = keep
+    with torch.inference_mode():
+        logits = model(input_ids=new_ids.to(device), attention_mask=new_mask.to(device),
+                       **inputs, **kwargs).logits.float()
+    logits = logits[:, -keep:]                 # position j predicts the token at j + 1
+    logp = torch.log_softmax(logits, dim=-1)
+    totals = []
+    for r in range(rows):
+        a = answer_ids[r % n]
+        positions = torch.arange(keep - 1 - len(a), keep - 1, device=logp.device)
+        totals.append(float(logp[r, positions, torch.tensor(a, device=logp.device)].sum()))
+    out = []
+    for i in range(len(views)):
+        lp = totals[i * n:(i + 1) * n]
+        probs = torch.softmax(torch.tensor(lp), dim=0).tolist()
+        out.append(Scores(list(answers), lp, probs))
+    return out
