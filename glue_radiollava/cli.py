@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("folder")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_model_tiny)
+    from .core.convert import add_convert_parser
+
+    add_convert_parser(msub)  # `radiollava model convert SRC DST [--vision-config] [--dtype]`
 
     # training/ and benchmarks/ add their own subcommands (cli → all; they never import each other)
     for module in ("training.cli", "benchmarks.cli"):

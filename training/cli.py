@@ -3,6 +3,7 @@ main CLI)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from glue_radiollava.core.errors import RadioLlavaError
@@ -101,6 +102,12 @@ def cmd_train(args) -> int:
         return run_recipe_cli(args.overrides[1:])
     from .finetune import load_config, train
 
+    if "--config" in args.overrides:          # `train a=b --config FILE`: the option after the options
+        i = args.overrides.index("--config")
+        if i + 1 >= len(args.overrides):
+            raise RadioLlavaError("--config needs a file name")
+        args.config = args.overrides[i + 1]
+        args.overrides = args.overrides[:i] + args.overrides[i + 2:]
     if not args.config and not args.overrides:
         raise RadioLlavaError("give --config FILE.yaml and/or key=value options "
                               "(e.g. base=nano data=train.json method=lora out=runs/lora)")
@@ -135,7 +142,8 @@ def add_subcommands(sub) -> None:
                        description="radiollava train --config FILE.yaml [key=value ...]  |  "
                                    "radiollava train recipe nano --out DIR [--quick] [--seed S]")
     t.add_argument("--config", help="YAML file of options (see resources/configs/finetune-lora.yaml)")
-    t.add_argument("overrides", nargs="*", help="key=value options overriding the config (e.g. method=full)")
+    t.add_argument("overrides", nargs=argparse.REMAINDER,
+                   help="key=value options overriding the config (e.g. method=full)")
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("merge", help="merge an adapter into its base, or a fine-tuned model with its base")

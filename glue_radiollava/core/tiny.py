@@ -49,8 +49,8 @@ def _corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE tokenizer trained in-process, wrapped for transformers."""
+def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
+    """A byte-level BPE tokenizer trained in-process (on ``corpus`` plus the task catalogue)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -60,7 +60,7 @@ def build_tokenizer(vocab_size: int = 600):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(_corpus() * 4, trainer=trainer)
+    tok.train_from_iterator(_corpus() * 4 + list(corpus or []), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None,
@@ -72,8 +72,14 @@ def build_tokenizer(vocab_size: int = 600):
 
 
 def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
-               hidden: int = 64, layers: int = 2) -> Path:
-    """Build and save a tiny random LLaVA-OneVision in the Hugging Face layout; returns the folder."""
+               hidden: int = 64, layers: int = 2, text_hidden: int | None = None,
+               text_layers: int | None = None, tokenizer=None, vision_state: dict | None = None,
+               vision_heads: int = 2, text_heads: int = 4, profile=None) -> Path:
+    """Build and save a small LLaVA-OneVision in the Hugging Face layout; returns the folder.
+
+    By default everything is random and tiny (tests). The nano recipe passes its own sizes, a
+    tokenizer trained on its data and a pretrained vision tower (``vision_state``).
+    """
     import torch
     from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
                               Qwen2Config, SiglipVisionConfig)
@@ -86,12 +92,13 @@ def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_si
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
+    tokenizer = tokenizer or build_tokenizer()
+    text_hidden, text_layers = text_hidden or hidden, text_layers or layers
     vision = SiglipVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                num_attention_heads=2, image_size=image_size, patch_size=patch_size,
+                                num_attention_heads=vision_heads, image_size=image_size, patch_size=patch_size,
                                 vision_use_head=False)
-    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=2 * text_hidden,
+                       num_hidden_layers=text_layers, num_attention_heads=text_heads, num_key_value_heads=2,
                        max_position_embeddings=4096, tie_word_embeddings=False,
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     config = LlavaOnevisionConfig(
@@ -105,6 +112,8 @@ def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_si
     config.eos_token_id = tokenizer.eos_token_id
     config.pad_token_id = tokenizer.pad_token_id
     model = LlavaOnevisionForConditionalGeneration(config).eval()
+    if vision_state is not None:
+        model.model.vision_tower.load_state_dict(vision_state)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
@@ -117,5 +126,5 @@ def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_si
         num_image_tokens=(image_size // patch_size) ** 2,
         vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_1")
     processor.save_pretrained(folder)
-    save_profile(get_profile("radio-llava"), folder)
+    save_profile(get_profile(profile or "radio-llava"), folder)
     return folder
