@@ -7,8 +7,10 @@ chat template) and answer parsing, so a batch of one gives what the core gives:
 - ``ask_batch(assistant, views, question=None, task=None, examples=(), max_new_tokens=...)``
   → ``list[Answer]``: one ``model.generate`` call over left-padded prompts, greedy.
 - ``score_batch(assistant, views, answers=None, question=None, task=None, examples=())``
-  → ``list[Scores]``: one forward pass over every (picture, answer) pair, left-padded so the
-  answers end each row, with only the answers' logits kept.
+  → ``list[Scores]``: the prompts of all pictures in one forward pass that keeps its KV cache,
+  then every allowed answer of every picture in a second pass on that cache (LLaVA families:
+  the vision tower and the prompt run once per picture, not once per answer); other families
+  run one pass over every (picture, answer) pair, left-padded so the answers end each row.
 
 They would move into the core as ``Assistant.ask_batch`` and ``Assistant.score_batch`` unchanged
 (they use the Assistant's ``_messages`` and ``_answer``, and the processor and model it holds).
@@ -98,7 +100,7 @@ def _keeps_logits(model) -> bool:
 
 def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None, question: str | None = None,
                 task=None, examples=()) -> list:
-    """Probability of each allowed answer for every view, in one forward pass → core ``Scores``."""
+    """Probability of each allowed answer for every view → core ``Scores`` (normalised over the answers)."""
     import torch
 
     from glue_radiollava.core.assistant import Scores
@@ -113,6 +115,80 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
     tok = assistant.loaded.tokenizer
     end = [tok.eos_token_id] if tok.eos_token_id is not None else []
     answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
+    if _can_share_prompt(assistant):
+        totals = _answer_logprobs_cached(assistant, views, question, examples, answer_ids)
+    else:
+        totals = _answer_logprobs_rows(assistant, views, question, examples, answer_ids)
+    out = []
+    for i in range(len(views)):
+        lp = totals[i * n:(i + 1) * n]
+        probs = torch.softmax(torch.tensor(lp), dim=0).tolist()
+        out.append(Scores(list(answers), lp, probs))
+    return out
+
+
+def _cache_arg(model) -> str | None:
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+
+def _can_share_prompt(assistant) -> bool:
+    """LLaVA families keep 1-D positions, so answers can continue a shared, expanded prompt cache."""
+    return assistant.loaded.family.name.startswith("llava") and _cache_arg(assistant.loaded.model) is not None
+
+
+def _answer_logprobs_cached(assistant, views, question, examples, answer_ids) -> list[float]:
+    """Prompt pass once per view (cache kept), then all answers on the cache repeated per answer."""
+    import torch
+
+    model = assistant.loaded.model
+    tok = assistant.loaded.tokenizer
+    n = len(answer_ids)
+    inputs = _encode(assistant, views, question, examples)
+    mask = inputs["attention_mask"]
+    cache_arg = _cache_arg(model)
+    kwargs = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+    with torch.inference_mode():
+        first = model(**inputs, use_cache=True, **kwargs)
+    first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)       # predicts answer token 0
+    rows = len(views) * n
+    m = max(len(a) for a in answer_ids) - 1
+    rest = None
+    if m > 0:
+        cache = getattr(first, "cache", None) or getattr(first, "past_key_values", None)
+        cache.batch_repeat_interleave(n)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        feed = torch.full((rows, m), pad, dtype=inputs["input_ids"].dtype)
+        feed_mask = torch.zeros((rows, m), dtype=mask.dtype)
+        for r in range(rows):                       # right padding after the answers is harmless
+            a = answer_ids[r % n][:-1]
+            feed[r, :len(a)] = torch.tensor(a, dtype=feed.dtype)
+            feed_mask[r, :len(a)] = 1
+        device = assistant.loaded.device
+        full_mask = torch.cat([mask.repeat_interleave(n, dim=0), feed_mask.to(mask.device)], dim=1)
+        with torch.inference_mode():
+            second = model(input_ids=feed.to(device), attention_mask=full_mask.to(device),
+                           **{cache_arg: cache}, use_cache=True)
+        rest = torch.log_softmax(second.logits.float(), dim=-1)                # [rows, m, vocab]
+    totals = []
+    for r in range(rows):
+        a = answer_ids[r % n]
+        total = float(first_logp[r // n, a[0]])
+        for k in range(1, len(a)):
+            total += float(rest[r, k - 1, a[k]])
+        totals.append(total)
+    return totals
+
+
+def _answer_logprobs_rows(assistant, views, question, examples, answer_ids) -> list[float]:
+    """One pass over every (view, answer) row, left padded so each answer ends its row."""
+    import torch
+
+    tok = assistant.loaded.tokenizer
+    n = len(answer_ids)
     inputs = _encode(assistant, views, question, examples, repeat=n)
     ids, mask = inputs.pop("input_ids"), inputs.pop("attention_mask")
     per_token = {k: inputs.pop(k) for k in list(inputs) if hasattr(inputs[k], "shape")
@@ -148,9 +224,4 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
         a = answer_ids[r % n]
         positions = torch.arange(keep - 1 - len(a), keep - 1, device=logp.device)
         totals.append(float(logp[r, positions, torch.tensor(a, device=logp.device)].sum()))
-    out = []
-    for i in range(len(views)):
-        lp = totals[i * n:(i + 1) * n]
-        probs = torch.softmax(torch.tensor(lp), dim=0).tolist()
-        out.append(Scores(list(answers), lp, probs))
-    return out
+    return totals
