@@ -343,6 +343,9 @@ def _attach_adapter(model, adapter: str, base_folder: Path):
     path = Path(adapter).expanduser()
     if not (path / "adapter_config.json").is_file():
         raise RadioLlavaError(f"adapter {adapter}: no adapter_config.json there; give a peft LoRA folder")
+    if (path / "non_lora_trainables.bin").is_file():
+        raise RadioLlavaError(f"adapter {adapter} was trained with LLaVA-NeXT; convert it with "
+                              f"`radiollava model convert {adapter} {adapter}-hf` and pass --adapter {adapter}-hf")
     from peft import PeftModel
 
     try:
