@@ -286,6 +286,9 @@ class Assistant:
             row = prompt_ids + a
             ids[i, :len(row)] = torch.tensor(row)
             mask[i, :len(row)] = 1
+        if "mm_token_type_ids" in inputs:  # per-token (Qwen2-VL M-RoPE): answers and padding are text (0)
+            types = inputs["mm_token_type_ids"]
+            inputs["mm_token_type_ids"] = torch.nn.functional.pad(types, (0, width - types.shape[1]))
         batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
         device = self.loaded.device
         with torch.inference_mode():
