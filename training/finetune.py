@@ -62,6 +62,7 @@ class TrainConfig:
     resume: bool = False               # continue from the last checkpoint in ``out``
     device: str | None = None          # None: what the Trainer/accelerate chooses
     num_workers: int = 0
+    group_by_length: bool = False      # batches of similar length (less padding, faster on CPU)
 
     def check(self) -> None:
         if self.method not in ("full", "lora", "qlora"):
@@ -208,6 +209,11 @@ class ConversationDataset:
 
     def __len__(self):
         return len(self.examples)
+
+    @property
+    def lengths(self) -> list[int]:
+        """A cheap proxy of each example's token count (its characters), for length grouping."""
+        return [sum(len(q) + len(a) for q, a in ex.turns) for ex in self.examples]
 
     def __getitem__(self, i):
         ex = self.examples[i]
@@ -467,8 +473,9 @@ def train(config: TrainConfig) -> Path:
         remove_unused_columns=False, report_to=[], seed=config.seed, data_seed=config.seed,
         dataloader_num_workers=config.num_workers, use_cpu=use_cpu, logging_first_step=True,
         disable_tqdm=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-                      data_collator=collator, callbacks=[_loss_callback(out)])
+    trainer_class = _length_grouped_trainer() if config.group_by_length else Trainer
+    trainer = trainer_class(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+                            data_collator=collator, callbacks=[_loss_callback(out)])
     started = time.time()
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint if config.resume else None)
@@ -488,6 +495,23 @@ def train(config: TrainConfig) -> Path:
                 "minutes": round((time.time() - started) / 60, 2), "profile": profile.to_dict()}
         (out / CARD_FILE).write_text(json.dumps(card, indent=1, default=str) + "\n")
     return out
+
+
+def _length_grouped_trainer():
+    """A Trainer whose training batches group examples of similar length (our datasets are not
+    ``datasets.Dataset``, so the Trainer cannot find their lengths itself)."""
+    import torch
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            generator = torch.Generator().manual_seed(self.args.seed)
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=dataset.lengths, generator=generator)
+
+    return LengthGroupedTrainer
 
 
 def _resume_hint(out: Path, what: str) -> str:

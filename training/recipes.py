@@ -46,14 +46,14 @@ class Recipe:
     vision_hidden: int = 192
     vision_layers: int = 4
     vision_heads: int = 4
-    text_hidden: int = 256
-    text_layers: int = 6
+    text_hidden: int = 192
+    text_layers: int = 4
     text_heads: int = 4
     vocab_size: int = 1200
     stage1_steps: int = 2000
     stage1_batch: int = 32
     stage1_lr: float = 1e-3
-    stage2_steps: int = 2500
+    stage2_steps: int = 2000
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
     val_fraction: float = 0.05
@@ -225,7 +225,7 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
         opt.step()
         sched.step()
         if step % max(1, recipe.stage1_steps // 10) == 0 or step == recipe.stage1_steps - 1:
-            log(f"stage 1 step {step + 1}/{recipe.stage1_steps} loss {float(loss):.3f}")
+            log(f"stage 1 step {step + 1}/{recipe.stage1_steps} loss {loss.item():.3f}")
     model.eval()
     with torch.no_grad():
         loss, out = losses(val)
@@ -235,6 +235,25 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
               "steps": recipe.stage1_steps, "seconds": round(time.perf_counter() - start, 1)}
     log(f"stage 1 done: {scores}")
     return model.tower.state_dict(), scores
+
+
+def _cached_stage1(recipe: Recipe, work: Path, run):
+    """Stage 1 depends on the data and the vision tower only: keep its result in the work folder,
+    so that rerunning the recipe with other stage-2 settings does not train it again."""
+    import torch
+
+    key = {k: v for k, v in asdict(recipe).items() if k in ("seed", "n_images", "image_size", "patch_size",
+                                                             "scenes", "vision_hidden", "vision_layers",
+                                                             "vision_heads", "stage1_steps", "stage1_batch",
+                                                             "stage1_lr", "val_fraction")}
+    path = work / "stage1.pt"
+    if path.is_file():
+        saved = torch.load(path, weights_only=True)
+        if saved.get("key") == json.dumps(key, sort_keys=True):
+            return saved["state"], saved["scores"]
+    state, scores = run()
+    torch.save({"key": json.dumps(key, sort_keys=True), "state": state, "scores": scores}, path)
+    return state, scores
 
 
 # ---------------------------------------------------------------------------- stage 2
@@ -300,7 +319,8 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
     from glue_radiollava.core.models import FAMILIES, load_processor
 
     processor = load_processor(scaffold, FAMILIES["llava_onevision"])
-    vision_state, stage1 = train_vision(recipe, sims, data, processor.image_processor, log)
+    vision_state, stage1 = _cached_stage1(recipe, work, lambda: train_vision(recipe, sims, data,
+                                                                              processor.image_processor, log))
     base = build_tiny(work / "stage2-base", seed=recipe.seed, image_size=recipe.image_size,
                       patch_size=recipe.patch_size, hidden=recipe.vision_hidden, layers=recipe.vision_layers,
                       vision_heads=recipe.vision_heads, text_hidden=recipe.text_hidden,
@@ -315,7 +335,7 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
         gradient_accumulation_steps=1, learning_rate=recipe.stage2_lr, lr_scheduler="cosine", warmup_ratio=0.03,
         weight_decay=0.0, gradient_checkpointing=False, logging_steps=max(1, recipe.stage2_steps // 50),
         eval_steps=max(1, recipe.stage2_steps // 5), save_steps=max(1, recipe.stage2_steps // 5),
-        save_total_limit=1, seed=recipe.seed, bf16="false"))
+        save_total_limit=1, seed=recipe.seed, bf16="false", group_by_length=True))
     log(f"stage 2: {len(json.loads(train_json.read_text()))} single-turn records")
     train(config)
     card = json.loads((stage2_dir / "training_card.json").read_text())
