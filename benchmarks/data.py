@@ -431,7 +431,7 @@ def _rgz(root: Path) -> list[_Raw]:
         side = max(RGZ_MIN_CUTOUT, math.ceil(RGZ_MARGIN * max(x1 - x0, y1 - y0)))
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         ix0, iy0 = int(round(cx + 0.5 - side / 2)), int(round(cy + 0.5 - side / 2))
-        sname = f"rgz{row['rgz_catalog_id']}"
+        sname = f"rgz{row['rgz_catalog_id']}_{Path(row['file']).stem}"
         label = row["rgz_morph"].replace("_", "-")
         raws.append(_Raw(sname, root / row["file"], label, f"{path.name} line {i} ({sname!r})",
                          (ix0, iy0, ix0 + side, iy0 + side)))

@@ -367,13 +367,36 @@ def _versions() -> dict:
     return out
 
 
-def _check_out(out: Path, opts: RunOptions) -> dict:
-    """The earlier run's records when resuming; refuse to overwrite a run otherwise."""
+def _drop_torn_lines(path: Path) -> None:
+    """Rewrite a predictions file without lines an interruption cut short (so appending is safe)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    good = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        good.append(line + "\n")
+    if len(good) != len(lines) or not path.read_text().endswith("\n"):
+        atomic_write_text(path, "".join(good))
+
+
+def _check_out(out: Path, opts: RunOptions, main: bool = True) -> dict:
+    """The earlier run's records when resuming; refuse to overwrite a run otherwise.
+
+    Every process checks (and fails alike, so none waits for the others forever); only the main
+    one rewrites files.
+    """
     has_run = out.is_dir() and ((out / PREDICTIONS).exists() or any(out.glob("predictions.rank*.jsonl")))
     if has_run and not opts.resume:
         raise RadioLlavaError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if not has_run:
         return {}
+    if main:
+        for path in [out / PREDICTIONS, *out.glob("predictions.rank*.jsonl")]:
+            _drop_torn_lines(path)
     old = out / RUN
     if old.is_file():
         try:
@@ -405,11 +428,11 @@ def run(opts: RunOptions) -> dict | None:
     datasets = bdata.load(opts.data, opts.tasks, opts.data_root, opts.classes)
     out = Path(opts.out)
     state = _state()
-    done = _check_out(out, opts) if state.is_main_process else {}
+    done = _check_out(out, opts, main=state.is_main_process)
     state.wait_for_everyone()
-    if not state.is_main_process:
-        done = read_predictions(out) if out.is_dir() else {}
-    out.mkdir(parents=True, exist_ok=True)
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     device = opts.device
