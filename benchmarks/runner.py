@@ -427,7 +427,7 @@ def run(opts: RunOptions) -> dict | None:
         raise RadioLlavaError("--shots must be 0 or more")
     datasets = bdata.load(opts.data, opts.tasks, opts.data_root, opts.classes)
     out = Path(opts.out)
-    state = _state()
+    state = _state(opts.device)
     done = _check_out(out, opts, main=state.is_main_process)
     state.wait_for_everyone()
     if state.is_main_process:
@@ -537,11 +537,23 @@ def _default_name(opts: RunOptions) -> str:
     return f"{base} {opts.mode}" + (f" {opts.shots}-shot" if opts.shots else "")
 
 
-def _state():
-    """accelerate's PartialState (one process without ``accelerate launch``)."""
+def _state(device: str | None = None):
+    """accelerate's PartialState (one process without ``accelerate launch``).
+
+    Without CUDA (or with ``--device cpu``) it is asked for CPU processes (gloo), so
+    ``accelerate launch``/``torchrun`` shard on CPU machines too. A launch of several processes
+    that accelerate does not see as such would make them all write the same files: refused.
+    """
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    cpu = device == "cpu" or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and state.num_processes != world:
+        raise RadioLlavaError(f"launched as {world} processes, but accelerate sees {state.num_processes}; "
+                              "launch with `accelerate launch` (or torchrun) on a supported setup")
+    return state
 
 
 def summary_lines(metrics: dict) -> list[str]:

@@ -140,7 +140,7 @@ def test_sharded_run_is_gathered_by_the_main_process(tiny_model_dir, sim, tmp_pa
     out = tmp_path / "sharded"
     barrier = threading.Barrier(2)
     states = {}
-    monkeypatch.setattr(brunner, "_state", lambda: states[threading.current_thread().name])
+    monkeypatch.setattr(brunner, "_state", lambda device=None: states[threading.current_thread().name])
     results = {}
 
     def process(index):
