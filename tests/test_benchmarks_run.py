@@ -173,6 +173,23 @@ def test_bad_input_is_a_one_line_error(tiny_model_dir, sim, tmp_path, capsys):
     assert main(["bench", "run", "--task", "B6", "--data", str(sim), "--model", str(tiny_model_dir),
                  "--shots", "99", "--out", str(tmp_path / "c")]) == 1
     assert "leaves no sample" in capsys.readouterr().err
+    # a picture that cannot be rendered stops the run with its record named; what was done is kept
+    import numpy as np
+    from astropy.io import fits
+
+    good = json.loads((sim / "frclass.json").read_text())["data"][0]
+    header = fits.getheader(sim / good["filepaths"][0])
+    fits.PrimaryHDU(np.zeros((32, 32), np.float32), header=header).writeto(tmp_path / "flat.fits")
+    records = [{**good, "filepaths": [str(sim / good["filepaths"][0])]},
+               {"sname": "flat", "filepaths": [str(tmp_path / "flat.fits")], "label": "FR-I"}]
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({"data": records}))
+    out = tmp_path / "d"
+    assert main(["bench", "run", "--data", str(mixed), "--model", str(tiny_model_dir), "--mode", "score",
+                 "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "record #2 ('flat')" in err and "blank" in err and "--resume" in err
+    assert [r["id"] for r in _lines(out / "predictions.jsonl")] == [good["sname"]]
 
 
 def test_baselines_write_runs_in_the_same_format(tiny_model_dir, sim, tmp_path):
