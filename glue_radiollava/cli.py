@@ -45,16 +45,6 @@ def _write_outputs(args, boxes, wcs) -> list[str]:
     return written
 
 
-def _quiet_transformers() -> None:
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 # ---------------------------------------------------------------------------- commands
 def cmd_ask(args) -> int:
     import time
@@ -68,7 +58,9 @@ def cmd_ask(args) -> int:
         from .core.tasks import get_task
 
         get_task(args.task)  # an unknown task fails before the model loads
-    _quiet_transformers()
+    from .core.models import quiet_transformers
+
+    quiet_transformers()
     cutout = _cutout(args)
     assistant = Assistant(ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device))
     t0 = time.perf_counter()
@@ -136,7 +128,10 @@ def cmd_tasks(args) -> int:
 def cmd_model_tiny(args) -> int:
     from .core.tiny import build_tiny
 
-    _quiet_transformers()
+    from .core.models import quiet_transformers
+
+
+    quiet_transformers()
     folder = build_tiny(args.folder, seed=args.seed)
     print(f"wrote a tiny random LLaVA-OneVision to {folder} (use --model {folder})")
     return 0

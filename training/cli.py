@@ -9,15 +9,6 @@ import json
 from glue_radiollava.core.errors import RadioLlavaError
 
 
-def _quiet_transformers() -> None:
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
 # Literal copies (the CLI must not import numpy to build its parser); checked against the modules in tests.
 SCENES = ("field", "source", "galaxy", "mixed")
 SURVEYS = ("lotss", "first", "emu")
@@ -55,7 +46,9 @@ def cmd_build(args) -> int:
                         augment=args.augment, augment_turns=args.augment_turns, temperature=args.temperature,
                         limit=args.limit)
     if args.augment:
-        _quiet_transformers()
+        from glue_radiollava.core.models import quiet_transformers
+
+        quiet_transformers()
     report = build_dataset(opts)
     if args.json:
         print(json.dumps(report))
@@ -75,7 +68,10 @@ def cmd_build(args) -> int:
 def cmd_captions(args) -> int:
     from .captions import Selection, filter_captions
 
-    _quiet_transformers()
+    from glue_radiollava.core.models import quiet_transformers
+
+
+    quiet_transformers()
     sel = Selection(args.min_words, args.min_score, args.allow_multiplot, args.allow_corrupted,
                     args.require_astromap)
     report = filter_captions(args.input, args.out, args.judge, sel, on_error=args.on_error, seed=args.seed)
@@ -121,7 +117,10 @@ def cmd_train(args) -> int:
 def cmd_merge_adapter(args) -> int:
     from .merge import merge_adapter
 
-    _quiet_transformers()
+    from glue_radiollava.core.models import quiet_transformers
+
+
+    quiet_transformers()
     out = merge_adapter(args.adapter, args.out, base=args.base)
     print(f"wrote {out}: the adapter merged into its base")
     return 0

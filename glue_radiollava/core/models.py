@@ -103,6 +103,16 @@ class LoadedModel:
                 "dtype": self.dtype, "device": self.device}
 
 
+def quiet_transformers() -> None:
+    """Command-line use: transformers' warnings and progress bars off (our own output stays)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 # ------------------------------------------------------------------ locating a model
 def resolve_model_folder(name: str) -> Path:
     """``nano`` → the embedded model; a folder → itself; "org/name" → the local hub cache or a download."""
