@@ -47,6 +47,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--classes", help="B7: comma-separated box classes to ask for (default: those in the truth)")
     p.add_argument("--seed", type=int, default=0, help="seed for shots, --limit and bootstrap (default 0)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; on a busy shared CPU, 1 "
+                   "can be many times faster)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (same options)")
     p.add_argument("--name", help="the run's name in reports (default: model and mode)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,7 +140,7 @@ def cmd_run(args) -> int:
                       limit=args.limit, max_new_tokens=args.max_new_tokens, iou=args.iou,
                       classes=_classes(args.classes), seed=args.seed, bootstrap=args.bootstrap,
                       data_root=args.data_root, resume=args.resume, progress=not args.no_progress,
-                      name=args.name)
+                      name=args.name, threads=args.threads)
     return _print_metrics(args, run(opts), args.out)
 
 

@@ -63,6 +63,7 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
     name: str | None = None
+    threads: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -426,6 +427,10 @@ def run(opts: RunOptions) -> dict | None:
     if opts.shots < 0:
         raise RadioLlavaError("--shots must be 0 or more")
     datasets = bdata.load(opts.data, opts.tasks, opts.data_root, opts.classes)
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(int(opts.threads))
     out = Path(opts.out)
     state = _state(opts.device)
     done = _check_out(out, opts, main=state.is_main_process)
