@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from glue_radiollava.core.errors import RadioLlavaError
 
 from . import data as bdata
 from .scoring import classification_metrics, detection_counts, detection_metrics
-from .tasks import DETECTION, BenchTask, answer_text, box_tasks, candidates, decide
+from .tasks import BenchTask, answer_text, box_tasks, candidates, decide
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
@@ -64,7 +64,6 @@ class RunOptions:
     progress: bool = True
     name: str | None = None
     threads: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ small file helpers
@@ -427,6 +426,23 @@ def run(opts: RunOptions) -> dict | None:
     if opts.shots < 0:
         raise RadioLlavaError("--shots must be 0 or more")
     datasets = bdata.load(opts.data, opts.tasks, opts.data_root, opts.classes)
+    plans = {}                      # code → (dataset, few-shot samples, samples to evaluate)
+    for ds in datasets:
+        bench = ds.bench
+        if opts.shots_from:
+            pool = bdata.load_one(opts.shots_from, bench.code, opts.data_root, list(bench.labels)
+                                  if bench.kind == "boxes" else None)
+            shots = pick_balanced(pool.samples, opts.shots, opts.seed)
+            if len(shots) < opts.shots:
+                raise RadioLlavaError(f"--shots-from {opts.shots_from} has only {len(pool)} {bench.code} samples")
+            samples = ds.samples
+        else:
+            shots, samples = choose_shots(ds.samples, opts.shots, opts.seed)
+        samples = limit_samples(samples, opts.limit, opts.seed)
+        if not samples:
+            raise RadioLlavaError(f"--data {opts.data}: no {bench.code} sample left to evaluate")
+        plans[bench.code] = (ds, shots, samples)
+
     if opts.threads:
         import torch
 
@@ -451,23 +467,6 @@ def run(opts: RunOptions) -> dict | None:
     if state.is_main_process:
         write_json(out / RUN, _run_info(opts, model_prov, profile, state, started, None, None, None))
     part = out / (PREDICTIONS if state.num_processes == 1 else f"predictions.rank{state.process_index}.jsonl")
-    plans = {}
-    for ds in datasets:
-        bench = ds.bench
-        if opts.shots_from:
-            pool = bdata.load_one(opts.shots_from, bench.code, opts.data_root, list(bench.labels)
-                                  if bench.kind == "boxes" else None)
-            shots = pick_balanced(pool.samples, opts.shots, opts.seed)
-            if len(shots) < opts.shots:
-                raise RadioLlavaError(f"--shots-from {opts.shots_from} has only {len(pool)} {bench.code} samples")
-            samples = ds.samples
-        else:
-            shots, samples = choose_shots(ds.samples, opts.shots, opts.seed)
-        samples = limit_samples(samples, opts.limit, opts.seed)
-        if not samples:
-            raise RadioLlavaError(f"--data {opts.data}: no {bench.code} sample left to evaluate")
-        plans[bench.code] = (ds, shots, samples)
-
     for code, (ds, shots, samples) in plans.items():
         bench = ds.bench
         todo = [s for s in samples if (code, s.id) not in done]
@@ -571,5 +570,3 @@ def summary_lines(metrics: dict) -> list[str]:
                      f"macro F1={m.get('macro_f1', 0):.3f}{ci_text} ({m.get('mode')})")
     return lines
 
-
-__all__ = ["RunOptions", "run", "DETECTION", "summary_lines", "read_predictions", "atomic_write_text"]
