@@ -423,7 +423,11 @@ def _frdeep(root: Path, survey: str, split: str | None) -> list[_Raw]:
 
 
 def _rgz(root: Path) -> list[_Raw]:
-    """RGZ sources in the shipped FIRST cutouts: a square cut around each source's box (B2)."""
+    """RGZ sources in the shipped FIRST cutouts: a square cut around each source's box (B2).
+
+    One source lies in two shipped cutouts (a MiraBest and an FRDEEP one) and is kept in both, so
+    ids are ``rgz<catalogue id>_<file stem>``.
+    """
     path = root / "catalogues" / "rgz_matches_in_shipped_first_cutouts.csv"
     raws = []
     for i, row in enumerate(_csv_rows(path), 2):
