@@ -354,3 +354,27 @@ def test_demo_screenshot_offscreen(tmp_path, data_dir, tiny_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     image = QtGui.QImage(str(png))
     assert image.width() >= 1000 and image.height() >= 600
+
+
+def test_closing_the_dock_while_generating_cancels_cleanly(app, qtbot, data_dir, tiny_model_dir):
+    from glue_radiollava import settings
+    from glue_radiollava.qt.panel import get_panel
+
+    data, viewer = open_image(app, data_dir / LOTSS)
+    panel = get_panel(app)
+    panel.model_edit.setText(str(tiny_model_dir))
+    panel.quantize_combo.setCurrentText("")
+    with qtbot.waitSignal(panel.model_ready, timeout=120000):
+        panel.load_model()
+    panel.set_region(viewer, (150, 150, 250, 250), "closing")
+    settings.set("RADIOLLAVA_MAX_NEW_TOKENS", 4000)
+    try:
+        panel.ask(question="Describe the image in detail.")
+        qtbot.waitUntil(lambda: panel.busy, timeout=5000)
+        job = panel.job
+        app._radiollava_dock.close()                   # what closing the dock (or glue) does
+        assert job.isFinished() and job.cancel_event.is_set()
+    finally:
+        settings.set("RADIOLLAVA_MAX_NEW_TOKENS", 256)
+    QtWidgets.QApplication.processEvents()
+    assert app.data_collection[0] is data                  # glue is alive and nothing was lost
