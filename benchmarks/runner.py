@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.files import atomic_write_text
 
 from . import data as bdata
 from .scoring import classification_metrics, detection_counts, detection_metrics
@@ -67,23 +67,6 @@ class RunOptions:
 
 
 # ------------------------------------------------------------------ small file helpers
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise RadioLlavaError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
 

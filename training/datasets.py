@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.files import atomic_write, atomic_write_text
 from glue_radiollava.core.parsing import PictureBox
 
 from .qa import ImageFacts, Turn, augment_turns, default_turns, to_llava
@@ -262,12 +262,6 @@ def _stable_seed(seed: int, rid: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{rid}".encode()).digest()[:8], "little")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def build_dataset(opts: BuildOptions, log=None) -> dict:
     """Build the LLaVA conversation dataset described by ``opts``; returns the report."""
     from PIL import Image
@@ -356,9 +350,8 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
                                     "kept the templated turns")
             used.add(rid)
             rel = f"{pictures.name}/{rid}.png"
-            tmp = pictures / f".{rid}.png.tmp"
-            Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG")
-            os.replace(tmp, pictures / f"{rid}.png")
+            picture = Image.fromarray(rgb, mode="RGB")
+            atomic_write(pictures / f"{rid}.png", lambda tmp, im=picture: im.save(tmp, format="PNG"))
             records.append(to_llava(rid, rel, turns))
             for t in turns:
                 tasks[t.task] = tasks.get(t.task, 0) + 1
@@ -381,10 +374,10 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
         for name in fractions:
             part = [r for r in records if split_of[r["id"]] == name]
             path = out.parent / f"{out.stem}_{name}.json"
-            _atomic_text(path, json.dumps(part, indent=1, ensure_ascii=False) + "\n")
+            atomic_write_text(path, json.dumps(part, indent=1, ensure_ascii=False) + "\n")
             written.append(str(path))
     else:
-        _atomic_text(out, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+        atomic_write_text(out, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
         written.append(str(out))
     for rid in meta:
         meta[rid]["split"] = split_of.get(rid)
@@ -402,7 +395,7 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
                        "augment": opts.augment if isinstance(opts.augment, (str, type(None))) else
                        type(opts.augment).__name__, "image_folder": str(out.parent)},
            "profile": profile.to_dict(), "report": report, "problems": problems, "records": meta}
-    _atomic_text(out.parent / f"{out.stem}.meta.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(out.parent / f"{out.stem}.meta.json", json.dumps(doc, indent=1) + "\n")
     report["meta"] = str(out.parent / f"{out.stem}.meta.json")
     return report
 

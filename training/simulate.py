@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.files import atomic_write, atomic_write_bytes
 
 from . import sky_models as sm
 
@@ -648,14 +649,8 @@ def fits_bytes(data: np.ndarray, cards: list) -> bytes:
     return header.encode("ascii") + raw + b"\0" * (-len(raw) % 2880)
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, obj, indent=None) -> None:
-    _write_atomic(path, (json.dumps(obj, indent=indent, separators=(",", ":") if indent is None else None)
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, separators=(",", ":") if indent is None else None)
                          + "\n").encode())
 
 
@@ -708,7 +703,7 @@ def write_simulation(out: str | Path, n: int, seed: int = 0, cfg: SimConfig | No
         pool, results = None, map(_work, jobs)
     try:
         for name, payload, truth, rows in results:
-            _write_atomic(out / truth["filepath"], payload)
+            atomic_write_bytes(out / truth["filepath"], payload)
             truths.append(truth)
             if cfg.mosaic:
                 catalogues[name] = rows
@@ -743,9 +738,7 @@ def write_catalogue(path: Path, rows: list[dict]) -> None:
             t[k].unit = unit
     t.meta["comments"] = ["Simulated sources: exact classes and boxes (x0 y0 x1 y1: 0-based pixel edges).",
                           "Maj/Min/PA: FWHM and position angle from the intensity moments of each source."]
-    tmp = path.with_name(f".{path.name}.tmp")
-    t.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: t.write(tmp, format="ascii.ecsv", overwrite=True))
 
 
 def write_label_files(out: Path, truths: list[dict], seed: int, cfg: SimConfig) -> dict:

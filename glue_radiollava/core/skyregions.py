@@ -7,14 +7,13 @@ astropy Tables (RA, Dec, width, height, class, score).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RadioLlavaError
+from .files import atomic_write
 from .transform import Transform
 
 CLASS_COLOURS = {
@@ -104,23 +103,6 @@ def to_regions(boxes: list[SkyBox], wcs, source: str = "radio-llava"):
     return Regions(out)
 
 
-def _atomic_write(path: str | Path, write) -> Path:
-    """Write through a temporary file in the same folder, then rename: nothing half-written."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise RadioLlavaError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None = None) -> Path:
     """Write regions as DS9 (.reg), CRTF (.crtf) or FITS (.fits); format from the suffix.
 
@@ -133,7 +115,7 @@ def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None
     regs = to_regions(boxes, wcs)
     if fmt == "fits":  # the FITS region format stores pixel shapes only: the image's pixels
         regs = type(regs)([r.to_pixel(wcs) for r in regs])
-    return _atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
+    return atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
 
 
 def catalogue(boxes: list[SkyBox]):
@@ -161,4 +143,4 @@ def write_catalogue(path: str | Path, boxes: list[SkyBox], format: str | None = 
     if fmt is None:
         raise RadioLlavaError(f"{path}: unknown table format; use .ecsv, .csv or .fits")
     table = catalogue(boxes)
-    return _atomic_write(path, lambda tmp: table.write(tmp, format=fmt, overwrite=True))
+    return atomic_write(path, lambda tmp: table.write(tmp, format=fmt, overwrite=True))

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from .errors import RadioLlavaError
-from .skyregions import SkyBox, _atomic_write
+from .files import atomic_write_text
+from .skyregions import SkyBox
 
 FORMAT = "radiollava-transcript"
 VERSION = 1
@@ -20,7 +21,7 @@ VERSION = 1
 def save_transcript(path: str | Path, entries: list[dict], image: dict | None = None) -> Path:
     doc = {"format": FORMAT, "version": VERSION, "image": image or {}, "entries": entries}
     text = json.dumps(doc, indent=1, default=str)
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write_text(path, text)
 
 
 def load_transcript(path: str | Path) -> tuple[dict, list[dict]]:

@@ -33,28 +33,29 @@ def ask_about_roi(viewer, roi):
     return panel
 
 
+class _AskMode:
+    """A drawing tool whose finished shape is asked about (instead of selecting data)."""
+
+    shortcut = None  # the inherited R / C shortcuts belong to glue's own selection tools
+
+    def __init__(self, viewer, **kwargs):
+        super().__init__(viewer, roi_callback=lambda mode: ask_about_roi(self.viewer, self.roi()), **kwargs)
+
+
 @viewer_tool
-class AskRectangleMode(RectangleMode):
+class AskRectangleMode(_AskMode, RectangleMode):
     icon = _icon("ask_rectangle.png")
     tool_id = RECTANGLE_TOOL
     action_text = "Ask radio-llava about a rectangle"
     tool_tip = "Draw a rectangle to ask the radio-llava assistant about it"
-    shortcut = None
-
-    def __init__(self, viewer, **kwargs):
-        super().__init__(viewer, roi_callback=lambda mode: ask_about_roi(self.viewer, self.roi()), **kwargs)
 
 
 @viewer_tool
-class AskCircleMode(CircleMode):
+class AskCircleMode(_AskMode, CircleMode):
     icon = _icon("ask_circle.png")
     tool_id = CIRCLE_TOOL
     action_text = "Ask radio-llava about a circle"
     tool_tip = "Draw a circle to ask the radio-llava assistant about it (its bounding square)"
-    shortcut = None
-
-    def __init__(self, viewer, **kwargs):
-        super().__init__(viewer, roi_callback=lambda mode: ask_about_roi(self.viewer, self.roi()), **kwargs)
 
 
 def _application_of(data_collection):
