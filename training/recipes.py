@@ -58,6 +58,7 @@ class Recipe:
     stage2_lr: float = 1e-3
     val_fraction: float = 0.05
     long_prompt_keep: float = 0.4         # share of the long-context questions (B1, B2, B5) kept
+    negative_box_keep: float = 1.0        # share of "no such source" box answers kept (they are ~70 %)
 
 
 NANO = Recipe()
@@ -258,12 +259,14 @@ def _cached_stage1(recipe: Recipe, work: Path, run):
 
 
 # ---------------------------------------------------------------------------- stage 2
-def single_turn(data: Path, out: Path, seed: int, val_fraction: float,
-                long_keep: float = 1.0) -> tuple[Path, Path, list[str]]:
+def single_turn(data: Path, out: Path, seed: int, val_fraction: float, long_keep: float = 1.0,
+                negative_box_keep: float = 1.0) -> tuple[Path, Path, list[str]]:
     """Every question of every image as its own record (short sequences train fast); corpus text.
 
     Questions with a long context (the B1, B2, B5 prompts: ~300 tokens against ~40 for the others)
-    cost most of a CPU's time; only ``long_keep`` of them are kept."""
+    cost most of a CPU's time; only ``long_keep`` of them are kept. Most box questions of a cutout
+    ask for a class it does not hold; only ``negative_box_keep`` of those negative answers are kept,
+    so that the model sees boxes more often than refusals."""
     rng = random.Random(seed)
     records, corpus = [], []
     for path in sorted(data.glob("*.json")):
@@ -276,6 +279,8 @@ def single_turn(data: Path, out: Path, seed: int, val_fraction: float,
                 a = conv[i + 1]["value"]
                 corpus += [q, a]
                 if q.startswith("### Context") and rng.random() > long_keep:
+                    continue
+                if "bounding box" in q and not a.lstrip().startswith("[") and rng.random() > negative_box_keep:
                     continue
                 records.append({"id": f"{rec['id']}-{i // 2}", "image": f"{path.stem}_images/" +
                                 Path(rec["image"]).name,
@@ -317,7 +322,7 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
     sims, data = make_data(recipe, work)
     log("data ready")
     train_json, val_json, corpus = single_turn(data, data, recipe.seed, recipe.val_fraction,
-                                               recipe.long_prompt_keep)
+                                               recipe.long_prompt_keep, recipe.negative_box_keep)
     tokenizer = build_tokenizer(recipe.vocab_size, corpus=corpus)
     # an untrained model folder gives the exact image processor the final model uses
     scaffold = build_tiny(work / "scaffold", seed=recipe.seed, image_size=recipe.image_size,

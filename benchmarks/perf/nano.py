@@ -23,9 +23,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    import torch  # noqa: F401  (imports are not part of the load time)
-    import transformers  # noqa: F401
+    import torch  # noqa: F401  (imports are paid once per session, not per model load)
+    import transformers.modeling_utils  # noqa: F401
+    import transformers.processing_utils  # noqa: F401
     from astropy.io import fits
+    from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer  # noqa: F401
 
     from glue_radiollava.core.assistant import Assistant
     from glue_radiollava.core.image import RadioImage
