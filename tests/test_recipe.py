@@ -36,10 +36,11 @@ def test_quick_recipe_end_to_end(quick_model):
     assert card["stage1"]["peculiarity_acc"] > 0.5      # the vision tower learned something
     assistant = Assistant(str(quick_model))
     work = quick_model.parent / "work" / "sim" / "field" / "images"
-    image = RadioImage.open(sorted(work.glob("*.fits"))[0])
-    answer = assistant.ask(assistant.view(image.cutout_pixels(0, 0, 64, 64)), task="b3-radio-galaxy",
-                           max_new_tokens=4)
-    assert answer.parsed.parsed, answer.text                 # it learned the answer format
+    parsed = 0
+    for path in sorted(work.glob("*.fits"))[:8]:
+        view = assistant.view(RadioImage.open(path).cutout_pixels(0, 0, 64, 64))
+        parsed += assistant.ask(view, task="b3-radio-galaxy", max_new_tokens=4).parsed.parsed
+    assert parsed >= 4                                       # it learned the answer format
 
 
 def test_quick_recipe_is_deterministic_for_its_data(tmp_path):

@@ -64,7 +64,7 @@ class Recipe:
 NANO = Recipe()
 NANO_QUICK = replace(NANO, n_images=120, vision_hidden=64, vision_layers=2, vision_heads=2, text_hidden=128,
                      text_layers=2, text_heads=4, vocab_size=900, stage1_steps=150, stage1_batch=32,
-                     stage2_steps=80, stage2_batch=16, stage2_lr=2e-3)
+                     stage2_steps=240, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
 RECIPES = {"nano": NANO}
 
 
