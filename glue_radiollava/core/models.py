@@ -318,6 +318,12 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise RadioLlavaError(f"{folder}: cannot load the model weights ({str(exc).splitlines()[0]})") from None
+    if any(p.is_meta for p in model.parameters()):
+        model.tie_weights()  # a tied LM head saved without its own tensor can be left on "meta"
+        missing = [n for n, p in model.named_parameters() if p.is_meta]
+        if missing:
+            raise RadioLlavaError(f"{folder}: the weights lack {missing[0]} (and {len(missing) - 1} more); "
+                                  "the model folder is incomplete")
     if quant is None:
         model = model.to(device)
     warnings = []
