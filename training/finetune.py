@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -78,22 +77,24 @@ class TrainConfig:
             raise RadioLlavaError(f"bf16 {self.bf16!r}: use auto, true or false")
 
 
-def _coerce(name: str, value, kind):
-    """A YAML or command-line value → the field's type, or a one-line error."""
+def _coerce(name: str, value, kind: str):
+    """A YAML or command-line value → the field's type (``kind`` is its annotation), or a one-line error."""
     import yaml
 
-    if isinstance(value, str) and kind is not str and "str" not in str(kind):
-        value = yaml.safe_load(value)
+    if isinstance(value, str) and not kind.startswith("str"):
+        value = yaml.safe_load(value)          # "3e-4" → 0.0003, "true" → True, "none" stays a str
+    if value is None and "None" in kind:
+        return None
     try:
-        if kind in (int, "int"):
+        if kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if kind.startswith("int"):
             return int(value)
-        if kind in (float, "float"):
+        if kind.startswith("float"):
             return float(value)
-        if kind in (bool, "bool"):
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        return value if value is None else (str(value) if "str" in str(kind) else value)
+        return str(value)
     except (TypeError, ValueError):
         raise RadioLlavaError(f"config key {name!r}: {value!r} is not a valid {kind}") from None
 
@@ -130,7 +131,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 
 # ---------------------------------------------------------------------------- data
 @dataclass
-class Example:
+class TrainingExample:
     id: str
     picture: object        # PIL RGB picture
     turns: list            # [(question, answer), ...]
@@ -174,7 +175,7 @@ def check_dataset_profile(path: Path, profile) -> None:
             f"`radiollava dataset build ... --profile {profile.name}`")
 
 
-def read_examples(path: str | Path, profile, check_images: bool = True) -> list[Example]:
+def read_examples(path: str | Path, profile, check_images: bool = True) -> list[TrainingExample]:
     """Read and check a LLaVA JSON before any training starts (every problem named by record id)."""
     from .llava_format import IMAGE_TOKEN, load_records, record_problems
 
@@ -196,14 +197,14 @@ def read_examples(path: str | Path, profile, check_images: bool = True) -> list[
         conv = rec["conversations"]
         turns = [(conv[i]["value"].replace(IMAGE_TOKEN + "\n", "", 1) if i == 0 else conv[i]["value"],
                   conv[i + 1]["value"]) for i in range(0, len(conv), 2)]
-        examples.append(Example(rec["id"], folder / rec["image"], turns))
+        examples.append(TrainingExample(rec["id"], folder / rec["image"], turns))
     return examples
 
 
 class ConversationDataset:
     """Examples with pictures loaded lazily (a torch map-style dataset)."""
 
-    def __init__(self, examples: list[Example], profile):
+    def __init__(self, examples: list[TrainingExample], profile):
         self.examples = examples
         self.profile = profile
 
@@ -438,8 +439,8 @@ def train(config: TrainConfig) -> Path:
     val_examples = read_examples(config.val_data, profile) if config.val_data else None
     checkpoint = None
     if out.exists() and any(out.iterdir()):
-        checkpoint = get_last_checkpoint(str(out)) if (out / "checkpoints").exists() is False else \
-            get_last_checkpoint(str(out / "checkpoints"))
+        checkpoints = out / "checkpoints"
+        checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         if config.resume and checkpoint is None:
             raise RadioLlavaError(f"{out}: no checkpoint to resume from; start without resume=true")
         if not config.resume and (checkpoint is not None or (out / "config.json").exists()
@@ -551,8 +552,3 @@ def _save_model(trainer, config: TrainConfig, processor, base_folder: Path, out:
     for name in ("chat_template.jinja",):
         if (base_folder / name).is_file() and not (out / name).exists():
             shutil.copy(base_folder / name, out / name)
-
-
-def default_steps(n_examples: int, config: TrainConfig) -> int:
-    per_step = config.per_device_batch_size * config.gradient_accumulation_steps
-    return config.max_steps if config.max_steps > 0 else math.ceil(n_examples * config.epochs / per_step)

@@ -78,7 +78,7 @@ class Scores:
         return dict(zip(self.labels, self.probs))
 
 
-def _text_streamer(tokenizer, prompt_len: int, on_text: Callable[[str], None] | None):
+def _text_streamer(tokenizer, on_text: Callable[[str], None] | None):
     """A transformers streamer that decodes new tokens incrementally and calls ``on_text``."""
     from transformers.generation.streamers import BaseStreamer
 
@@ -190,7 +190,7 @@ class Assistant:
         gen = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0,
                "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
                "stopping_criteria": StoppingCriteriaList([_Cancel()]),
-               "streamer": _text_streamer(tok, prompt_len, on_text)}
+               "streamer": _text_streamer(tok, on_text)}
         if temperature > 0:
             gen["temperature"] = float(temperature)
         else:
