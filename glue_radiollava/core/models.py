@@ -319,7 +319,7 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise RadioLlavaError(f"{folder}: cannot load the model weights ({str(exc).splitlines()[0]})") from None
     if any(p.is_meta for p in model.parameters()):
-        model.tie_weights()  # a tied LM head saved without its own tensor can be left on "meta"
+        _tie_lm_head(model)  # a tied LM head saved without its own tensor can be left on "meta"
         missing = [n for n, p in model.named_parameters() if p.is_meta]
         if missing:
             raise RadioLlavaError(f"{folder}: the weights lack {missing[0]} (and {len(missing) - 1} more); "
@@ -335,6 +335,21 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
                            else folder)
     return LoadedModel(spec, folder, family, model, processor, profile, device, dtype,
                        load_s=time.perf_counter() - start, warnings=warnings)
+
+
+def _tie_lm_head(model) -> None:
+    """Share the input embeddings with an LM head left on "meta", when the config says they are tied.
+
+    transformers' own ``tie_weights`` does not always reach the head of a composite model (seen to
+    depend on the run), so the head is tied here explicitly as well.
+    """
+    model.tie_weights()
+    config = model.config
+    tied = getattr(config, "tie_word_embeddings", False) or getattr(
+        getattr(config, "text_config", None), "tie_word_embeddings", False)
+    head = model.get_output_embeddings()
+    if tied and head is not None and head.weight.is_meta:
+        head.weight = model.get_input_embeddings().weight
 
 
 def _adapter_folder_spec(spec: ModelSpec, folder: Path) -> ModelSpec:
