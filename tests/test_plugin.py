@@ -182,6 +182,20 @@ def known_boxes_panel(app, data_dir, text="[0.5, 0.5, 0.2, 0.4], [0.25, 0.75, 0.
     return data, viewer, panel, fake
 
 
+def tiny_panel(app, qtbot, data_dir, tiny_model_dir, label):
+    """The panel with the tiny model loaded through the real thread, asking about a LoTSS region."""
+    from glue_radiollava.qt.panel import get_panel
+
+    data, viewer = open_image(app, data_dir / LOTSS)
+    panel = get_panel(app)
+    panel.model_edit.setText(str(tiny_model_dir))
+    panel.quantize_combo.setCurrentText("")
+    with qtbot.waitSignal(panel.model_ready, timeout=120000):
+        assert panel.load_model()
+    assert panel.set_region(viewer, (150, 150, 250, 250), label)
+    return data, panel
+
+
 def ask_and_wait(qtbot, panel, **kw):
     with qtbot.waitSignal(panel.answer_ready, timeout=120000) as blocker:
         assert panel.ask(**kw)
@@ -317,15 +331,7 @@ def test_preference_pane_persists_in_glue_settings():
 
 
 def test_tiny_model_through_the_real_threaded_path(app, qtbot, data_dir, tiny_model_dir):
-    from glue_radiollava.qt.panel import get_panel
-
-    data, viewer = open_image(app, data_dir / LOTSS)
-    panel = get_panel(app)
-    panel.model_edit.setText(str(tiny_model_dir))
-    panel.quantize_combo.setCurrentText("")
-    with qtbot.waitSignal(panel.model_ready, timeout=120000):
-        assert panel.load_model()
-    assert panel.set_region(viewer, (150, 150, 250, 250), "tiny")
+    _, panel = tiny_panel(app, qtbot, data_dir, tiny_model_dir, "tiny")
     threads = []
     panel.answer_ready.connect(lambda a: threads.append(QtCore.QThread.currentThread()))
     answer = ask_and_wait(qtbot, panel, task="b3-radio-galaxy")
@@ -358,15 +364,8 @@ def test_demo_screenshot_offscreen(tmp_path, data_dir, tiny_model_dir):
 
 def test_closing_the_dock_while_generating_cancels_cleanly(app, qtbot, data_dir, tiny_model_dir):
     from glue_radiollava import settings
-    from glue_radiollava.qt.panel import get_panel
 
-    data, viewer = open_image(app, data_dir / LOTSS)
-    panel = get_panel(app)
-    panel.model_edit.setText(str(tiny_model_dir))
-    panel.quantize_combo.setCurrentText("")
-    with qtbot.waitSignal(panel.model_ready, timeout=120000):
-        panel.load_model()
-    panel.set_region(viewer, (150, 150, 250, 250), "closing")
+    data, panel = tiny_panel(app, qtbot, data_dir, tiny_model_dir, "closing")
     settings.set("RADIOLLAVA_MAX_NEW_TOKENS", 4000)
     try:
         panel.ask(question="Describe the image in detail.")

@@ -396,8 +396,9 @@ def _vision_from_hub(repo: str) -> _Vision | None:
         from huggingface_hub import hf_hub_download
     except ImportError:
         return None
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    for local_only in ((True,) if offline else (True, False)):
+    from .models import hub_offline
+
+    for local_only in ((True,) if hub_offline() else (True, False)):
         try:
             config = Path(hf_hub_download(repo, "config.json", local_files_only=local_only))
         except Exception:

@@ -133,6 +133,11 @@ def resolve_model_folder(name: str) -> Path:
     raise RadioLlavaError(f"model {name!r}: no such folder; give 'nano', a model folder or a hub id")
 
 
+def hub_offline() -> bool:
+    """True when the user switched the Hugging Face hub off (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
 def _from_hub(repo: str) -> Path:
     """A hub id: the local cache first; a download only when the network is allowed."""
     hint = (f"download it where there is internet (`hf download {repo} --local-dir DIR`), "
@@ -145,7 +150,7 @@ def _from_hub(repo: str) -> Path:
         return Path(snapshot_download(repo, local_files_only=True))
     except Exception:
         pass
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if hub_offline():
         raise RadioLlavaError(f"model {repo!r} is not cached and HF_HUB_OFFLINE is set; {hint}")
     try:
         return Path(snapshot_download(repo))  # the user named a hub id: an explicit choice to download
