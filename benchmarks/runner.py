@@ -208,7 +208,7 @@ class TaskRunner:
 
     def ask(self, samples, views) -> list[dict]:
         """Ask the model about rendered ``views`` of ``samples`` → prediction records."""
-        from .batching import ask_batch, score_batch
+        from glue_radiollava.core.batching import ask_batch, score_batch
 
         t1 = time.perf_counter()
         recs = [{"task": self.bench.code, "id": s.id, "file": s.path,

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 from benchmarks import runner as brunner
-from benchmarks.batching import ask_batch, score_batch
+from glue_radiollava.core.batching import ask_batch, score_batch
 from glue_radiollava.cli import main
 from glue_radiollava.core.assistant import Assistant, Example
 from glue_radiollava.core.errors import RadioLlavaError

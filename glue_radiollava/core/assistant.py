@@ -50,6 +50,7 @@ class Answer:
     provenance: dict
     warnings: list[str] = field(default_factory=list)
     cancelled: bool = False
+    confidence: float | None = None     # geometric-mean probability of the generated tokens
 
     @property
     def labels(self) -> list[str]:
@@ -59,6 +60,7 @@ class Answer:
         return {"question": self.question, "task": self.task, "answer": self.text,
                 "labels": self.labels, "parsed": self.parsed.parsed, "parse_problem": self.parsed.problem,
                 "boxes": [b.to_dict() for b in self.boxes], "cancelled": self.cancelled,
+                "confidence": self.confidence,
                 **self.provenance, "timings": self.timings, "warnings": self.warnings}
 
 
@@ -260,6 +262,22 @@ class Assistant:
                 "preprocessing": {"profile": view.profile.name, "version": view.profile.version,
                                   "parameters": view.profile.to_dict()},
                 "region": region, "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    # ------------------------------------------------------------ batches
+    def ask_batch(self, views: Sequence[ModelView], question: str | None = None, task: Task | str | None = None,
+                  examples: Sequence[Example] = (), max_new_tokens: int = 64) -> list[Answer]:
+        """``ask`` (greedy) for many pictures in one ``generate`` call; see ``core/batching.py``."""
+        from .batching import ask_batch
+
+        return ask_batch(self, views, question, task, examples, max_new_tokens)
+
+    def score_batch(self, views: Sequence[ModelView], answers: Sequence[str] | None = None,
+                    question: str | None = None, task: Task | str | None = None,
+                    examples: Sequence[Example] = ()) -> list[Scores]:
+        """``score`` for many pictures, the prompt run once per picture; see ``core/batching.py``."""
+        from .batching import score_batch
+
+        return score_batch(self, views, answers, question, task, examples)
 
     # ------------------------------------------------------------ score
     def score(self, view: ModelView, answers: Sequence[str] | None = None, question: str | None = None,

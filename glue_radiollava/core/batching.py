@@ -1,19 +1,20 @@
-"""Batched ask and score on top of the core Assistant (a proposal for the core's API).
+"""Batched ask and score: many pictures, one question, one model call.
 
-The core's ``Assistant.ask`` and ``Assistant.score`` take one picture at a time. These two
-functions take a list of pictures and keep the core's prompt (system prompt, few-shot examples,
-chat template) and answer parsing, so a batch of one gives what the core gives:
+The Assistant's ``ask`` and ``score`` take one picture at a time; these take a list of pictures
+and keep the Assistant's prompt (system prompt, few-shot examples, chat template) and answer
+parsing, so a batch of one gives what ``Assistant.ask``/``score`` give:
 
 - ``ask_batch(assistant, views, question=None, task=None, examples=(), max_new_tokens=...)``
-  → ``list[Answer]``: one ``model.generate`` call over left-padded prompts, greedy.
+  → ``list[Answer]``: one ``model.generate`` call over left-padded prompts, greedy. Each Answer
+  carries ``confidence``, the geometric-mean probability of its generated tokens.
 - ``score_batch(assistant, views, answers=None, question=None, task=None, examples=())``
   → ``list[Scores]``: the prompts of all pictures in one forward pass that keeps its KV cache,
   then every allowed answer of every picture in a second pass on that cache (LLaVA families:
   the vision tower and the prompt run once per picture, not once per answer); other families
   run one pass over every (picture, answer) pair, left-padded so the answers end each row.
 
-They would move into the core as ``Assistant.ask_batch`` and ``Assistant.score_batch`` unchanged
-(they use the Assistant's ``_messages`` and ``_answer``, and the processor and model it holds).
+Used by the benchmarks and by survey scans (``core/scan.py``); ``Assistant.ask_batch`` and
+``Assistant.score_batch`` call them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import inspect
 import time
 from typing import Sequence
 
-from glue_radiollava.core.errors import RadioLlavaError
+from .errors import RadioLlavaError
 
 
 def _prompt(assistant, question: str, examples) -> tuple[str, list]:
@@ -78,16 +79,25 @@ def ask_batch(assistant, views: Sequence, question: str | None = None, task=None
     with torch.inference_mode():
         out = assistant.loaded.model.generate(
             **inputs, max_new_tokens=int(max_new_tokens), do_sample=False, temperature=None, top_p=None,
-            top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            output_scores=True, return_dict_in_generate=True)
     t2 = time.perf_counter()
+    new_ids = out.sequences[:, prompt_len:]
+    if out.scores:   # log-probability of each chosen token (greedy: the top one)
+        logp = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
+        token_logp = logp.gather(2, new_ids[:, :logp.shape[1], None].to(logp.device))[..., 0].cpu()
+    else:
+        token_logp = torch.zeros(new_ids.shape)
     answers = []
     stop = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
-    for view, row in zip(views, out[:, prompt_len:].tolist()):
+    for k, (view, row) in enumerate(zip(views, new_ids.tolist())):
         n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))  # up to and with EOS
         text = tok.decode(row[:n], skip_special_tokens=True).strip()
         timings = {"render_s": None, "prepare_s": round((t1 - t0) / len(views), 4),
                    "generate_s": round((t2 - t1) / len(views), 4), "new_tokens": n, "batch": len(views)}
-        answers.append(assistant._answer(view, question, task, text, False, timings))
+        answer = assistant._answer(view, question, task, text, False, timings)
+        answer.confidence = round(float(torch.exp(token_logp[k, :n].mean())), 6) if n else None
+        answers.append(answer)
     return answers
 
 
@@ -103,7 +113,7 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
     """Probability of each allowed answer for every view → core ``Scores`` (normalised over the answers)."""
     import torch
 
-    from glue_radiollava.core.assistant import Scores
+    from .assistant import Scores
 
     if not views:
         return []
