@@ -15,7 +15,6 @@ process gathers them into ``predictions.jsonl`` and scores. Without accelerate i
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import atomic_write_text
+from glue_radiollava.core.processes import process_state
 
 from . import data as bdata
 from .scoring import classification_metrics, detection_counts, detection_metrics
@@ -431,7 +431,7 @@ def run(opts: RunOptions) -> dict | None:
 
         torch.set_num_threads(int(opts.threads))
     out = Path(opts.out)
-    state = _state(opts.device)
+    state = process_state(opts.device)
     done = _check_out(out, opts, main=state.is_main_process)
     state.wait_for_everyone()
     if state.is_main_process:
@@ -522,25 +522,6 @@ def _default_name(opts: RunOptions) -> str:
     if opts.adapter:
         base += "+" + Path(str(opts.adapter).rstrip("/")).name
     return f"{base} {opts.mode}" + (f" {opts.shots}-shot" if opts.shots else "")
-
-
-def _state(device: str | None = None):
-    """accelerate's PartialState (one process without ``accelerate launch``).
-
-    Without CUDA (or with ``--device cpu``) it is asked for CPU processes (gloo), so
-    ``accelerate launch``/``torchrun`` shard on CPU machines too. A launch of several processes
-    that accelerate does not see as such would make them all write the same files: refused.
-    """
-    import torch
-    from accelerate import PartialState
-
-    cpu = device == "cpu" or not torch.cuda.is_available()
-    state = PartialState(cpu=cpu)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1 and state.num_processes != world:
-        raise RadioLlavaError(f"launched as {world} processes, but accelerate sees {state.num_processes}; "
-                              "launch with `accelerate launch` (or torchrun) on a supported setup")
-    return state
 
 
 def summary_lines(metrics: dict) -> list[str]:

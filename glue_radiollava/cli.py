@@ -21,6 +21,20 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame", default="icrs", help="frame of --center: icrs (default), fk5, galactic")
 
 
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="nano", help="nano (embedded), a model folder, or a hub id")
+    p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
+    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
+    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
+
+
+def model_spec(args):
+    from .core.models import ModelSpec
+
+    return ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device)
+
+
 def _cutout(args):
     from .core.image import RadioImage, parse_center, parse_size
 
@@ -50,7 +64,6 @@ def cmd_ask(args) -> int:
     import time
 
     from .core.assistant import Assistant
-    from .core.models import ModelSpec
 
     if not args.task and not args.question:
         raise RadioLlavaError("give --task NAME or --question TEXT (`radiollava tasks` lists the tasks)")
@@ -62,7 +75,7 @@ def cmd_ask(args) -> int:
 
     quiet_transformers()
     cutout = _cutout(args)
-    assistant = Assistant(ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device))
+    assistant = Assistant(model_spec(args))
     t0 = time.perf_counter()
     view = assistant.view(cutout)
     render_s = time.perf_counter() - t0
@@ -163,11 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = p.add_mutually_exclusive_group()
     q.add_argument("--task", help="a task from the catalogue (see `radiollava tasks`)")
     q.add_argument("--question", help="a free question")
-    p.add_argument("--model", default="nano", help="nano (embedded), a model folder, or a hub id")
-    p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
-    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
-    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
+    add_model_args(p)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy decoding")
     p.add_argument("--regions-out", help="write the boxes as sky regions (.reg DS9, .crtf, .fits)")
@@ -208,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .core.convert import add_convert_parser
 
     add_convert_parser(msub)  # `radiollava model convert SRC DST [--vision-config] [--dtype]`
+
+    from .cli_survey import add_subcommands as add_survey
+
+    add_survey(sub)  # `radiollava scan` and `radiollava similar`
 
     # training/ and benchmarks/ add their own subcommands (cli → all; they never import each other)
     for module in ("training.cli", "benchmarks.cli"):

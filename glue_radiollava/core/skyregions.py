@@ -118,8 +118,11 @@ def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None
     return atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
 
 
-def catalogue(boxes: list[SkyBox]):
-    """SkyBoxes → astropy Table with ra, dec (deg), width, height (arcsec), class, score, pixel box."""
+def catalogue(boxes: list[SkyBox], extra: dict | None = None, meta: dict | None = None):
+    """SkyBoxes → astropy Table with ra, dec (deg), width, height (arcsec), class, score, pixel box.
+
+    ``extra``: more columns (name → one value per box); ``meta``: more header keywords.
+    """
     import astropy.units as u
     from astropy.table import Table
 
@@ -133,14 +136,18 @@ def catalogue(boxes: list[SkyBox]):
     t["score"] = np.array([np.nan if b.score is None else b.score for b in boxes], float)
     for i, name in enumerate(("x0", "y0", "x1", "y1")):
         t[name] = np.array([b.pixel_box[i] for b in boxes], float)
+    for name, values in (extra or {}).items():
+        t[name] = np.asarray(values) if n else np.array([], dtype=int)
     t.meta["frame"] = boxes[0].frame if boxes else "icrs"
     t.meta["PIXCONV"] = "x0 y0 x1 y1: 0-based mosaic pixels, box edges"
+    t.meta.update(meta or {})
     return t
 
 
-def write_catalogue(path: str | Path, boxes: list[SkyBox], format: str | None = None) -> Path:
+def write_catalogue(path: str | Path, boxes: list[SkyBox], format: str | None = None,
+                    extra: dict | None = None, meta: dict | None = None) -> Path:
     fmt = format or TABLE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise RadioLlavaError(f"{path}: unknown table format; use .ecsv, .csv or .fits")
-    table = catalogue(boxes)
+    table = catalogue(boxes, extra, meta)
     return atomic_write(path, lambda tmp: table.write(tmp, format=fmt, overwrite=True))

@@ -1,0 +1,131 @@
+"""``radiollava scan`` and ``radiollava similar``: the assistant at survey scale."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from .core.errors import RadioLlavaError
+
+
+def _image(args):
+    from .core.image import RadioImage
+
+    return RadioImage.open(args.image, hdu=args.hdu)
+
+
+def _tiles(args, image):
+    from .core.scan import plan_tiles, region_bounds
+
+    bounds, keep = (None, None)
+    if getattr(args, "region", None):
+        bounds, keep = region_bounds(image, args.region)
+    return plan_tiles(image.shape, args.tile, args.overlap, bounds), bounds, keep
+
+
+# ---------------------------------------------------------------------------- scan
+def cmd_scan(args) -> int:
+    from tqdm import tqdm
+
+    from .cli import model_spec
+    from .core.assistant import Assistant
+    from .core.models import quiet_transformers
+    from .core.processes import process_state
+    from .core.scan import AssistantDetector, gather_journals, journal_path, scan, write_outputs
+    from .core.skyregions import REGION_FORMATS, TABLE_FORMATS
+    from .core.tasks import get_task
+
+    if Path(args.out).suffix.lower() not in TABLE_FORMATS:
+        raise RadioLlavaError(f"--out {args.out}: use a table file (.ecsv, .csv or .fits)")
+    if args.regions_out and Path(args.regions_out).suffix.lower() not in REGION_FORMATS:
+        raise RadioLlavaError(f"--regions-out {args.regions_out}: use .reg (DS9), .crtf or .fits")
+    tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+    for t in tasks:
+        get_task(t)                       # an unknown task fails before the model loads
+    image = _image(args)
+    tiles, bounds, keep = _tiles(args, image)
+    journal = journal_path(args.out)
+    quiet_transformers()
+    state = process_state(args.device)
+    device = args.device or (str(state.device) if state.num_processes > 1 else None)
+    spec = replace(model_spec(args), device=device)
+    detector = AssistantDetector(Assistant(spec), tasks, args.max_new_tokens)
+    settings = {"tile": args.tile, "overlap": args.overlap, "region": args.region,
+                "hdu": args.hdu, "iou": args.iou}
+    bar = tqdm(total=len(tiles), unit="tile", desc="scan", file=sys.stderr,
+               disable=args.quiet or not state.is_local_main_process)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    interrupted = False
+    cancel = threading.Event()
+    try:
+        result = scan(image, detector, tiles, journal, batch_size=args.batch_size, settings=settings,
+                      resume=args.resume, keep=keep, bounds=bounds,
+                      shard=(state.process_index, state.num_processes), iou=args.iou,
+                      on_progress=progress, cancel=cancel)
+    except KeyboardInterrupt:        # the journal holds every finished batch
+        interrupted = True
+    finally:
+        bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return 0
+    gather_journals(journal)
+    if interrupted:
+        from .core.scan import collect, read_journal
+
+        _, records = read_journal(journal)
+        result = collect(records, keep=keep, iou=args.iou)
+        result.tiles_total, result.complete, result.journal = len(tiles), False, journal
+    meta = {"IMAGE": str(args.image), "TASKS": ",".join(tasks), "TILE": args.tile, "OVERLAP": args.overlap,
+            "MODEL": detector.describe()["model"], "MODELSHA": detector.describe()["model_sha256"] or ""}
+    written = write_outputs(result, args.out, args.regions_out, image.wcs, meta)
+    status = "complete" if result.complete else "incomplete"
+    print(f"{len(result.detections)} sources ({result.found} boxes before merging) from "
+          f"{result.tiles_done}/{result.tiles_total} tiles ({result.tiles_blank} blank, skipped); "
+          f"scan {status}")
+    for path in written:
+        print(f"wrote {path}")
+    print(f"journal: {journal}")
+    if not result.complete:
+        print("radiollava: scan stopped; what was found is written; continue with the same command "
+              f"and --resume", file=sys.stderr)
+        return 130 if interrupted else 1
+    return 0
+
+
+def add_scan_parser(sub) -> None:
+    from .cli import add_model_args
+
+    p = sub.add_parser("scan", help="tile a whole mosaic, ask a box task on every tile, write a catalogue",
+                       description="Tile the mosaic (or a region of it), ask box tasks of the model on every "
+                       "tile in batches, merge duplicates across overlaps on the sky, and write a source "
+                       "catalogue and sky regions. Ctrl-C keeps what is done; --resume continues. Runs "
+                       "sharded under `accelerate launch`.")
+    p.add_argument("image", help="FITS mosaic with a celestial WCS")
+    p.add_argument("--task", required=True,
+                   help="box task(s), comma-separated: boxes-compact,boxes-extended (`radiollava tasks`)")
+    p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128; nano: 64, "
+                   "the size it was trained on)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
+    p.add_argument("--region", help="scan only inside this region (DS9/CRTF/FITS region file, first shape)")
+    p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
+    add_model_args(p)
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per model call (default 8)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--iou", type=float, default=0.5, help="merge boxes of one class overlapping this much (0.5)")
+    p.add_argument("--out", required=True, help="catalogue: .ecsv (default choice), .csv or .fits")
+    p.add_argument("--regions-out", help="sky regions: .reg (DS9), .crtf, or .fits (pixel shapes)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted scan (same settings)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_scan)
+
+
+def add_subcommands(sub) -> None:
+    add_scan_parser(sub)
