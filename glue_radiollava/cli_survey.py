@@ -95,7 +95,7 @@ def cmd_scan(args) -> int:
     print(f"journal: {journal}")
     if not result.complete:
         print("radiollava: scan stopped; what was found is written; continue with the same command "
-              f"and --resume", file=sys.stderr)
+              "and --resume", file=sys.stderr)
         return 130 if interrupted else 1
     return 0
 

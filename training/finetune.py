@@ -16,7 +16,7 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
@@ -426,7 +426,7 @@ def train(config: TrainConfig) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     from glue_radiollava.core.assistant import SYSTEM_PROMPT
-    from glue_radiollava.core.models import load_processor, read_config, detect_family, resolve_model_folder
+    from glue_radiollava.core.models import read_config, detect_family, resolve_model_folder
     from glue_radiollava.core.profiles import load_profile
 
     config.check()
