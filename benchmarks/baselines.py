@@ -274,6 +274,29 @@ def find_islands(data: np.ndarray, beam_px: float, threshold: float = 3.0, peak:
     return out
 
 
+class IslandsDetector:
+    """The island finder as a scan detector (``core.scan.scan``): boxes per tile, classed by size."""
+
+    def __init__(self, beam_px: float, threshold: float = 3.0, peak: float = 5.0):
+        self.beam_px, self.threshold, self.peak = float(beam_px), threshold, peak
+
+    def describe(self) -> dict:
+        return {"detector": "islands", "beam_px": self.beam_px, "threshold_sigma": self.threshold,
+                "peak_sigma": self.peak}
+
+    def detect(self, cutouts) -> list:
+        from glue_radiollava.core.skyregions import pixel_box_to_sky
+
+        out = []
+        for cut in cutouts:
+            found = []
+            for cls, (x0, y0, x1, y1) in find_islands(cut.data, self.beam_px, self.threshold, self.peak):
+                box = (x0 + cut.x0, y0 + cut.y0, x1 + cut.x0, y1 + cut.y0)
+                found.append(("islands", pixel_box_to_sky(cls, box, cut.image.wcs)))
+            out.append((found, [{"task": "islands", "found": len(found)}]))
+        return out
+
+
 def islands(data: str, out: str | Path, threshold: float = 3.0, peak: float = 5.0, iou_threshold: float = 0.5,
             classes=None, seed: int = 0, n_boot: int = 1000, data_root=None, name: str | None = None) -> dict:
     """Run the island finder on a B7 set and write a run folder like ``bench run``."""

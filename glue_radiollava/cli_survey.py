@@ -33,17 +33,15 @@ def cmd_scan(args) -> int:
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.processes import process_state
-    from .core.scan import AssistantDetector, gather_journals, journal_path, scan, write_outputs
+    from .core.scan import (AssistantDetector, box_tasks, check_journal, gather_journals, journal_path,
+                            result_from_journal, scan, write_outputs)
     from .core.skyregions import REGION_FORMATS, TABLE_FORMATS
-    from .core.tasks import get_task
 
     if Path(args.out).suffix.lower() not in TABLE_FORMATS:
         raise RadioLlavaError(f"--out {args.out}: use a table file (.ecsv, .csv or .fits)")
     if args.regions_out and Path(args.regions_out).suffix.lower() not in REGION_FORMATS:
         raise RadioLlavaError(f"--regions-out {args.regions_out}: use .reg (DS9), .crtf or .fits")
-    tasks = [t.strip() for t in args.task.split(",") if t.strip()]
-    for t in tasks:
-        get_task(t)                       # an unknown task fails before the model loads
+    tasks = [t.name for t in box_tasks(args.task.split(","))]   # checked before the model loads
     image = _image(args)
     tiles, bounds, keep = _tiles(args, image)
     journal = journal_path(args.out)
@@ -62,11 +60,15 @@ def cmd_scan(args) -> int:
         bar.n = done
         bar.refresh()
 
+    sharded = state.num_processes > 1
+    if sharded:                      # every process looks before any of them writes its part
+        check_journal(journal, args.resume)
+        state.wait_for_everyone()
     interrupted = False
     cancel = threading.Event()
     try:
         result = scan(image, detector, tiles, journal, batch_size=args.batch_size, settings=settings,
-                      resume=args.resume, keep=keep, bounds=bounds,
+                      resume=args.resume or sharded, keep=keep, bounds=bounds,
                       shard=(state.process_index, state.num_processes), iou=args.iou,
                       on_progress=progress, cancel=cancel)
     except KeyboardInterrupt:        # the journal holds every finished batch
@@ -77,12 +79,8 @@ def cmd_scan(args) -> int:
     if not state.is_main_process:
         return 0
     gather_journals(journal)
-    if interrupted:
-        from .core.scan import collect, read_journal
-
-        _, records = read_journal(journal)
-        result = collect(records, keep=keep, iou=args.iou)
-        result.tiles_total, result.complete, result.journal = len(tiles), False, journal
+    if interrupted or sharded:       # what every process has written
+        result = result_from_journal(journal, tiles, keep, args.iou)
     meta = {"IMAGE": str(args.image), "TASKS": ",".join(tasks), "TILE": args.tile, "OVERLAP": args.overlap,
             "MODEL": detector.describe()["model"], "MODELSHA": detector.describe()["model_sha256"] or ""}
     written = write_outputs(result, args.out, args.regions_out, image.wcs, meta)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,28 @@ def synthetic_fits(tmp_path):
         return path
 
     return make
+
+
+class FakeProcessState:
+    """accelerate's PartialState as one of two processes sees it (the processes are threads in tests)."""
+
+    def __init__(self, index, barrier):
+        self.process_index = index
+        self.num_processes = 2
+        self.is_main_process = self.is_local_main_process = index == 0
+        self.device = "cpu"
+        self.barrier = barrier
+
+    def wait_for_everyone(self):
+        self.barrier.wait(timeout=120)
+
+    @contextmanager
+    def split_between_processes(self, items):
+        half = (len(items) + 1) // 2
+        yield items[:half] if self.process_index == 0 else items[half:]
+
+
+@pytest.fixture()
+def fake_state():
+    """``fake_state(index, barrier)`` → a FakeProcessState (for sharded runs in threads)."""
+    return FakeProcessState

@@ -4,7 +4,6 @@ modes, few-shot, resume, sharded runs gathered, bad input, reports and baselines
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
 
@@ -115,36 +114,17 @@ def test_resume_continues_an_interrupted_run(tiny_model_dir, sim, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["B3"]["n"] == len(full)
 
 
-class _FakeState:
-    """accelerate's PartialState as one of two processes sees it (the processes are threads here)."""
-
-    def __init__(self, index, barrier):
-        self.process_index = index
-        self.num_processes = 2
-        self.is_main_process = self.is_local_main_process = index == 0
-        self.device = "cpu"
-        self.barrier = barrier
-
-    def wait_for_everyone(self):
-        self.barrier.wait(timeout=120)
-
-    @contextmanager
-    def split_between_processes(self, items):
-        half = (len(items) + 1) // 2
-        yield items[:half] if self.process_index == 0 else items[half:]
-
-
-def test_sharded_run_is_gathered_by_the_main_process(tiny_model_dir, sim, tmp_path, monkeypatch):
+def test_sharded_run_is_gathered_by_the_main_process(tiny_model_dir, sim, tmp_path, monkeypatch, fake_state):
     import threading
 
     out = tmp_path / "sharded"
     barrier = threading.Barrier(2)
     states = {}
-    monkeypatch.setattr(brunner, "_state", lambda device=None: states[threading.current_thread().name])
+    monkeypatch.setattr(brunner, "process_state", lambda device=None: states[threading.current_thread().name])
     results = {}
 
     def process(index):
-        states[threading.current_thread().name] = _FakeState(index, barrier)
+        states[threading.current_thread().name] = fake_state(index, barrier)
         opts = brunner.RunOptions(tasks=["B6"], data=str(sim), out=str(out), model=str(tiny_model_dir),
                                   mode="score", bootstrap=0, progress=False)
         results[index] = brunner.run(opts)

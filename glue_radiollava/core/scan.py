@@ -146,20 +146,26 @@ def _cut_by_tile(pixel_box, tile: Tile, bounds: tuple[int, int, int, int]) -> bo
 
 
 # ------------------------------------------------------------------ detectors
+def box_tasks(names: Sequence[str]) -> list:
+    """Catalogue tasks by name, each checked to be a box task."""
+    from .tasks import get_task
+
+    tasks = [get_task(str(n).strip()) for n in names if str(n).strip()]
+    if not tasks:
+        raise RadioLlavaError("no task: give a box task such as boxes-compact (`radiollava tasks`)")
+    for t in tasks:
+        if t.kind != "boxes":
+            raise RadioLlavaError(f"task {t.name!r} asks for {t.kind}, not boxes; a scan needs box tasks "
+                                  "(`radiollava tasks` lists them: boxes-compact, boxes-extended, …)")
+    return tasks
+
+
 class AssistantDetector:
     """Box tasks asked of a loaded model, one batched ``generate`` per task and batch of tiles."""
 
     def __init__(self, assistant, tasks: Sequence[str], max_new_tokens: int = 128):
-        from .tasks import get_task
-
         self.assistant = assistant
-        self.tasks = [get_task(t) for t in tasks]
-        if not self.tasks:
-            raise RadioLlavaError("no task: give a box task such as boxes-compact (`radiollava tasks`)")
-        for t in self.tasks:
-            if t.kind != "boxes":
-                raise RadioLlavaError(f"task {t.name!r} asks for {t.kind}, not boxes; a scan needs box tasks "
-                                      "(`radiollava tasks` lists them: boxes-compact, boxes-extended, …)")
+        self.tasks = box_tasks(tasks)
         self.max_new_tokens = int(max_new_tokens)
 
     def describe(self) -> dict:
@@ -198,6 +204,15 @@ def _part(journal: Path, rank: int, count: int) -> Path:
 def _journal_files(journal: Path) -> list[Path]:
     stem = journal.name[:-len(JOURNAL_SUFFIX)]
     return [journal] * journal.exists() + sorted(journal.parent.glob(f"{stem}.rank*{JOURNAL_SUFFIX}"))
+
+
+def check_journal(journal: Path, resume: bool) -> None:
+    """Refuse to start over an earlier scan's journal unless resuming. Sharded runs call this on
+    every process before any of them writes (then pass ``resume=True`` to ``scan``)."""
+    existing = _journal_files(journal)
+    if existing and not resume:
+        raise RadioLlavaError(f"{existing[0]} holds an earlier scan; add --resume to continue it, "
+                              "or choose another --out")
 
 
 def read_journal(journal: Path, header: dict | None = None) -> tuple[dict, dict[int, dict]]:
@@ -306,18 +321,16 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
          keep=None, bounds: tuple[int, int, int, int] | None = None, shard: tuple[int, int] = (0, 1),
          iou: float = 0.5, on_progress: Callable[[int, int], None] | None = None,
          cancel: threading.Event | None = None) -> ScanResult:
-    """Run ``detector`` over ``tiles`` of ``image`` (a RadioImage with a celestial WCS).
+    """Run ``detector`` over ``tiles`` of ``image`` (a RadioImage: it always has a celestial WCS).
 
     ``journal``: JSON-lines file recording each finished tile; an existing one is refused unless
-    ``resume`` (then its tiles are not asked again, and its settings must match). ``keep``: an
+    ``resume`` (then its tiles are not asked again, and its settings must match; with several
+    processes the caller runs ``check_journal`` on each before they start). ``keep``: an
     optional pixel region; boxes whose centre lies outside it are dropped. ``shard``: (rank, count)
     — this process scans tiles rank, rank + count, …. ``cancel.set()`` stops after the current
     batch; what is done stays in the journal. Returns the merged result over every tile the
     journal holds (all ranks' parts).
     """
-    if image.wcs is None or not getattr(image.wcs, "has_celestial", False):
-        raise RadioLlavaError(f"{image.path or 'the image'} has no celestial WCS: a scan places its boxes on "
-                              "the sky; give a mosaic with RA/Dec (or Galactic) axes")
     rank, count = shard
     ny, nx = image.shape
     bounds = bounds or (0, 0, nx, ny)
@@ -326,13 +339,10 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
     journal = Path(journal) if journal is not None else None
     done: dict[int, dict] = {}
     if journal is not None:
-        existing = _journal_files(journal)
-        if existing and not resume:
-            raise RadioLlavaError(f"{existing[0]} holds an earlier scan; add --resume to continue it, "
-                                  "or choose another --out")
-        if existing:
+        if count == 1:
+            check_journal(journal, resume)
+        if _journal_files(journal):
             _, done = read_journal(journal, header)
-    by_index = {t.index: t for t in tiles}
     mine = [t for t in tiles if t.index % count == rank and t.index not in done]
     total = len([t for t in tiles if t.index % count == rank])
     t0 = time.perf_counter()
@@ -378,19 +388,24 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
     finally:
         if f is not None:
             f.close()
-    seconds = time.perf_counter() - t0
     if journal is not None:          # other ranks' tiles count too (resume, or after gathering)
-        _, records = read_journal(journal)
-    result = collect(records, keep=keep, iou=iou)
-    result.tiles_total = len(tiles)
-    result.seconds = seconds
-    result.complete = all(i in records for i in by_index)
-    result.journal = journal
+        result = result_from_journal(journal, tiles, keep, iou)
+    else:
+        result = collect(records, tiles, keep=keep, iou=iou)
+    result.seconds = time.perf_counter() - t0
     result.header = header
     return result
 
 
-def collect(records: dict[int, dict], keep=None, iou: float = 0.5) -> ScanResult:
+def result_from_journal(journal: Path, tiles: Sequence[Tile], keep=None, iou: float = 0.5) -> ScanResult:
+    """The merged result of everything a journal (and its rank parts) holds."""
+    _, records = read_journal(journal)
+    result = collect(records, tiles, keep=keep, iou=iou)
+    result.journal = journal
+    return result
+
+
+def collect(records: dict[int, dict], tiles: Sequence[Tile], keep=None, iou: float = 0.5) -> ScanResult:
     """Journal records → merged ScanResult (``keep``: pixel region the box centres must lie in)."""
     from regions import PixCoord
 
@@ -402,8 +417,9 @@ def collect(records: dict[int, dict], keep=None, iou: float = 0.5) -> ScanResult
         dets = [d for d, ok in zip(dets, inside) if ok]
     merged = merge(dets, iou=iou)
     merged.sort(key=lambda d: (d.box.dec, d.box.ra))
-    return ScanResult(merged, len(dets), len(records), len(records),
-                      sum(bool(r.get("blank")) for r in records.values()), 0.0, True)
+    return ScanResult(merged, len(dets), len(tiles), len(records),
+                      sum(bool(r.get("blank")) for r in records.values()), 0.0,
+                      all(t.index in records for t in tiles))
 
 
 def write_outputs(result: ScanResult, out: str | Path, regions_out: str | Path | None, wcs,

@@ -69,13 +69,18 @@ def map_box(box, transform: Transform) -> SkyBox:
     if not box.valid:
         raise RadioLlavaError(f"box {box.raw or box.to_yolo()} is flagged ({box.problem}); not mapped")
     X0, Y0, X1, Y1 = transform.box_to_mosaic(box.x0, box.y0, box.x1, box.y1)
-    pix = SkyBox(box.label, tuple(box.to_yolo()), (X0, Y0, X1, Y1), 0.0, 0.0, 0.0, 0.0, box.score)
-    sky = pix.pixel_region().to_sky(transform.wcs)
-    frame = sky.center.frame.name
+    return pixel_box_to_sky(box.label, (X0, Y0, X1, Y1), transform.wcs, box.score, tuple(box.to_yolo()))
+
+
+def pixel_box_to_sky(label: str | None, pixel_box, wcs, score: float | None = None,
+                     picture_box=(0.0, 0.0, 0.0, 0.0)) -> SkyBox:
+    """A mosaic pixel box (edges X0, Y0, X1, Y1) → SkyBox through the mosaic's celestial ``wcs``."""
+    pix = SkyBox(label, tuple(picture_box), tuple(float(v) for v in pixel_box), 0.0, 0.0, 0.0, 0.0, score)
+    sky = pix.pixel_region().to_sky(wcs)
     lon, lat = (sky.center.spherical.lon.deg, sky.center.spherical.lat.deg)
-    return SkyBox(box.label, pix.picture_box, pix.pixel_box, float(lon), float(lat),
+    return SkyBox(label, pix.picture_box, pix.pixel_box, float(lon), float(lat),
                   float(sky.width.to_value("arcsec")), float(sky.height.to_value("arcsec")),
-                  box.score, frame)
+                  score, sky.center.frame.name)
 
 
 def map_boxes(boxes, transform: Transform) -> tuple[list[SkyBox], list[str]]:
