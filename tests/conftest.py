@@ -36,6 +36,19 @@ def tiny_loaded(tiny_model_dir):
     return load_model(str(tiny_model_dir))
 
 
+@pytest.fixture(scope="session")
+def sim_mosaic(tmp_path_factory):
+    """A simulated 512² LoTSS-like mosaic and its truth objects (pixel boxes are edges)."""
+    import json
+
+    from training.simulate import config_for, write_simulation
+
+    folder = tmp_path_factory.mktemp("sim") / "mosaic"
+    write_simulation(folder, 1, seed=5, cfg=config_for(size=512, mosaic=True), progress=False, overwrite=True)
+    truth = json.loads((folder / "objects.json").read_text())["images"][0]["objects"]
+    return folder / "images" / "mosaic_000000.fits", truth
+
+
 @pytest.fixture()
 def synthetic_fits(tmp_path):
     """A 200×200 float32 image with a TAN WCS (1.5"/px), a beam and one Gaussian source."""

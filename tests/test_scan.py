@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 
 import numpy as np
@@ -13,17 +12,6 @@ from glue_radiollava.core.image import RadioImage
 from glue_radiollava.core.scan import (AssistantDetector, Detection, journal_path, merge, plan_tiles,
                                        read_journal, scan, write_outputs)
 from glue_radiollava.core.skyregions import pixel_box_to_sky
-
-
-@pytest.fixture(scope="module")
-def sim_mosaic(tmp_path_factory):
-    """A simulated 512² LoTSS-like mosaic and its truth objects (pixel boxes are edges)."""
-    from training.simulate import config_for, write_simulation
-
-    folder = tmp_path_factory.mktemp("sim") / "mosaic"
-    write_simulation(folder, 1, seed=5, cfg=config_for(size=512, mosaic=True), progress=False, overwrite=True)
-    truth = json.loads((folder / "objects.json").read_text())["images"][0]["objects"]
-    return folder / "images" / "mosaic_000000.fits", truth
 
 
 class TruthAssistant:
