@@ -206,6 +206,11 @@ class AssistantPanel(QtWidgets.QWidget):
         blay.addLayout(row)
         layout.addWidget(boxes_box)
 
+        from .scan_panel import ScanSection
+
+        self.scan_section = ScanSection(self)
+        layout.addWidget(self.scan_section)
+
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
