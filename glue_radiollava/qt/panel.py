@@ -211,6 +211,11 @@ class AssistantPanel(QtWidgets.QWidget):
         self.scan_section = ScanSection(self)
         layout.addWidget(self.scan_section)
 
+        from .similar_panel import SimilarSection
+
+        self.similar_section = SimilarSection(self)
+        layout.addWidget(self.similar_section)
+
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
