@@ -106,3 +106,31 @@ class FakeProcessState:
 def fake_state():
     """``fake_state(index, barrier)`` → a FakeProcessState (for sharded runs in threads)."""
     return FakeProcessState
+
+
+# ------------------------------------------------------------------ glue (plugin tests)
+@pytest.fixture(scope="session")
+def glue_plugins():
+    from glue.main import load_plugins
+
+    load_plugins()
+
+
+@pytest.fixture()
+def app(qtbot, tmp_path, monkeypatch, glue_plugins):
+    """A real GlueApplication, shown offscreen; a glue error dialog fails the test."""
+    from glue.config import settings
+    from glue_qt.app.application import GlueApplication
+
+    monkeypatch.chdir(tmp_path)
+    settings.AUTOLINK["Astronomy WCS"] = "always_accept"
+    application = GlueApplication()
+    application.report_error = lambda message, detail: pytest.fail(f"glue error dialog: {message} {detail}")
+    application.resize(1400, 900)
+    application.show()
+    qtbot.waitExposed(application)
+    yield application
+    dock = getattr(application, "_radiollava_dock", None)
+    if dock is not None:
+        dock.panel.shutdown()
+    application.close()

@@ -11,7 +11,6 @@ from benchmarks import runner as brunner
 from glue_radiollava.core.batching import ask_batch, score_batch
 from glue_radiollava.cli import main
 from glue_radiollava.core.assistant import Assistant, Example
-from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.image import RadioImage
 from glue_radiollava.core.tasks import get_task
 

@@ -18,6 +18,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qtpy import QtCore, QtGui, QtWidgets  # noqa: E402
 
+from glue_helpers import open_image  # noqa: E402
+
 from glue_radiollava.core.assistant import Assistant  # noqa: E402
 from glue_radiollava.core.models import FAMILIES  # noqa: E402
 from glue_radiollava.core.profiles import get_profile  # noqa: E402
@@ -57,45 +59,6 @@ class FakeAssistant(Assistant):
         return self._answer(view, question, task, self.text, False, {"generate_s": 0.0, "new_tokens": 3})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    from glue.main import load_plugins
-
-    load_plugins()
-
-
-@pytest.fixture()
-def app(qtbot, tmp_path, monkeypatch):
-    from glue.config import settings
-    from glue_qt.app.application import GlueApplication
-
-    monkeypatch.chdir(tmp_path)
-    settings.AUTOLINK["Astronomy WCS"] = "always_accept"
-    application = GlueApplication()
-    application.report_error = lambda message, detail: pytest.fail(f"glue error dialog: {message} {detail}")
-    application.resize(1400, 900)
-    application.show()
-    qtbot.waitExposed(application)
-    yield application
-    dock = getattr(application, "_radiollava_dock", None)
-    if dock is not None:
-        dock.panel.shutdown()
-    application.close()
-
-
-def open_image(app, path):
-    from glue.core.data_factories import load_data
-    from glue_qt.viewers.image import ImageViewer
-
-    data = load_data(str(path))
-    app.data_collection.append(data)
-    viewer = app.new_data_viewer(ImageViewer, data=data)
-    viewer.parentWidget().showMaximized()
-    QtWidgets.QApplication.processEvents()
-    viewer.figure.canvas.draw()
-    return data, viewer
-
-
 def drag(qtbot, viewer, tool_id, start, end):
     """A real mouse drag on the viewer's canvas, from data coordinates ``start`` to ``end``."""
     viewer.toolbar.active_tool = tool_id
@@ -117,7 +80,7 @@ def drag(qtbot, viewer, tool_id, start, end):
     QtWidgets.QApplication.processEvents()
 
 
-def test_plugin_is_loaded_and_setup_is_idempotent():
+def test_plugin_is_loaded_and_setup_is_idempotent(glue_plugins):
     import glue_radiollava
     from glue.main import list_loaded_plugins
     from glue_qt.config import layer_action, preference_panes

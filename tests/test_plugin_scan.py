@@ -17,8 +17,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qtpy import QtWidgets  # noqa: E402
 
+from glue_helpers import open_image  # noqa: E402
+
 from glue_radiollava.core.scan import read_journal  # noqa: E402
-from glue_radiollava.core.skyregions import SkyBox  # noqa: E402
+from glue_radiollava.core.skyregions import pixel_box_to_sky  # noqa: E402
 
 CLASSES = {"boxes-compact": "COMPACT", "boxes-extended": "EXTENDED"}
 
@@ -32,52 +34,6 @@ def mosaic(tmp_path_factory):
     write_simulation(out, 1, seed=9, cfg=config_for(size=256, mosaic=True), progress=False, overwrite=True)
     objects = json.loads((out / "objects.json").read_text())["images"][0]["objects"]
     return out / "images" / "mosaic_000000.fits", objects
-
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    from glue.main import load_plugins
-
-    load_plugins()
-
-
-@pytest.fixture()
-def app(qtbot, tmp_path, monkeypatch):
-    from glue.config import settings
-    from glue_qt.app.application import GlueApplication
-
-    monkeypatch.chdir(tmp_path)
-    settings.AUTOLINK["Astronomy WCS"] = "always_accept"
-    application = GlueApplication()
-    application.report_error = lambda message, detail: pytest.fail(f"glue error dialog: {message} {detail}")
-    application.resize(1400, 900)
-    application.show()
-    qtbot.waitExposed(application)
-    yield application
-    dock = getattr(application, "_radiollava_dock", None)
-    if dock is not None:
-        dock.panel.shutdown()
-    application.close()
-
-
-def open_image(app, path):
-    from glue.core.data_factories import load_data
-    from glue_qt.viewers.image import ImageViewer
-
-    data = load_data(str(path))
-    app.data_collection.append(data)
-    viewer = app.new_data_viewer(ImageViewer, data=data)
-    QtWidgets.QApplication.processEvents()
-    return data, viewer
-
-
-def sky_box(label, pixel_box, wcs) -> SkyBox:
-    """A SkyBox for a mosaic pixel box, placed on the sky like ``core.skyregions.map_box``."""
-    pix = SkyBox(label, (0.0, 0.0, 0.0, 0.0), tuple(pixel_box), 0.0, 0.0, 0.0, 0.0, 0.9)
-    sky = pix.pixel_region().to_sky(wcs)
-    return SkyBox(label, pix.picture_box, pix.pixel_box, float(sky.center.spherical.lon.deg),
-                  float(sky.center.spherical.lat.deg), float(sky.width.to_value("arcsec")),
-                  float(sky.height.to_value("arcsec")), 0.9, sky.center.frame.name)
 
 
 def centre(obj):
@@ -116,7 +72,7 @@ class TruthDetector:
                 x, y = centre(o)
                 if o["class"] == CLASSES[task] and cut.x0 - 0.5 <= x < cut.x0 + nx - 0.5 \
                         and cut.y0 - 0.5 <= y < cut.y0 + ny - 0.5:
-                    out.append((task, sky_box(o["class"], o["pixel_box"], cut.image.wcs)))
+                    out.append((task, pixel_box_to_sky(o["class"], o["pixel_box"], cut.image.wcs, 0.9)))
         return out
 
 

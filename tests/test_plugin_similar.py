@@ -14,16 +14,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qtpy import QtWidgets  # noqa: E402
+from glue_helpers import open_image  # noqa: E402
 
 TOP = 10
-
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    from glue.main import load_plugins
-
-    load_plugins()
 
 
 @pytest.fixture(scope="module")
@@ -31,36 +24,6 @@ def nano():
     from glue_radiollava.core.assistant import Assistant
 
     return Assistant("nano")
-
-
-@pytest.fixture()
-def app(qtbot, tmp_path, monkeypatch):
-    from glue.config import settings
-    from glue_qt.app.application import GlueApplication
-
-    monkeypatch.chdir(tmp_path)
-    settings.AUTOLINK["Astronomy WCS"] = "always_accept"
-    application = GlueApplication()
-    application.report_error = lambda message, detail: pytest.fail(f"glue error dialog: {message} {detail}")
-    application.resize(1400, 900)
-    application.show()
-    qtbot.waitExposed(application)
-    yield application
-    dock = getattr(application, "_radiollava_dock", None)
-    if dock is not None:
-        dock.panel.shutdown()
-    application.close()
-
-
-def open_image(app, path):
-    from glue.core.data_factories import load_data
-    from glue_qt.viewers.image import ImageViewer
-
-    data = load_data(str(path))
-    app.data_collection.append(data)
-    viewer = app.new_data_viewer(ImageViewer, data=data)
-    QtWidgets.QApplication.processEvents()
-    return data, viewer
 
 
 def brightest_compact(truth):
