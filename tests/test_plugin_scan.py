@@ -228,7 +228,7 @@ def test_errors_are_one_line_messages(app, qtbot, mosaic, tmp_path, synthetic_fi
 
 def test_tiny_model_loads_first_and_scans_in_the_thread(app, qtbot, mosaic, tmp_path, tiny_model_dir):
     from glue_radiollava.qt.panel import get_panel
-    from glue_radiollava.qt.scan_panel import default_tile
+    from glue_radiollava.qt.sections import default_tile
 
     open_image(app, mosaic[0])
     panel = get_panel(app)
@@ -252,7 +252,7 @@ def test_tiny_model_loads_first_and_scans_in_the_thread(app, qtbot, mosaic, tmp_
 
 def test_scan_subsets_draw_and_survive_a_saved_session(app, qtbot, mosaic, tmp_path):
     from glue.core.state import GlueSerializer, GlueUnSerializer
-    from glue_radiollava.qt.scan_panel import BoxesROI
+    from glue_radiollava.qt.rois import BoxesROI
 
     data, viewer, panel, section, _ = scan_panel(app, mosaic, tmp_path)
     scan_and_wait(qtbot, section)
@@ -269,7 +269,7 @@ def test_scan_subsets_draw_and_survive_a_saved_session(app, qtbot, mosaic, tmp_p
 
 def test_boxes_roi_agrees_with_rectangles_on_grids_and_scattered_points():
     from glue.core.roi import RectangularROI
-    from glue_radiollava.qt.scan_panel import BoxesROI
+    from glue_radiollava.qt.rois import BoxesROI
 
     rng = np.random.default_rng(3)
     x0, y0 = rng.uniform(0, 90, (2, 40))

@@ -73,7 +73,7 @@ def test_find_more_like_this_with_nano_marks_source_tiles_and_uses_the_cache(app
     from astropy.table import Table
     from regions import Regions
 
-    from glue_radiollava.qt.scan_panel import BoxesROI
+    from glue_radiollava.qt.rois import BoxesROI
 
     data, viewer, panel, section = similar_panel(app, sim_mosaic, tmp_path)
     panel.model_edit.setText("nano")

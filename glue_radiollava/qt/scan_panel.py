@@ -1,7 +1,7 @@
 """The Scan section of the assistant panel: box tasks over every tile of the view or the image.
 
 The scan itself is ``core.scan`` (tiles, batched box tasks, merging across overlaps, a journal)
-running in a ``workers.Job`` thread with the panel's loaded model; its progress comes back as a
+running in a ``sections.TileJob`` thread with the panel's loaded model; its progress comes back as a
 queued signal. When it finishes, or is stopped, the merged boxes become
 
 - a glue table (ra, dec, width, height, class, score, tile, task) linked to the image's world
@@ -22,17 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from glue.core.roi import Roi
 from qtpy import QtCore, QtWidgets
 
 from ..core.errors import RadioLlavaError
-from ..core.models import NANO
 from ..core.skyregions import colour_for
 from . import glue_data
-from .workers import Job
+from .rois import BoxesROI
+from .sections import TileSection, tiling_error
 
 DEFAULT_TASKS = ("boxes-compact", "boxes-extended")
-NANO_TILE, DEFAULT_TILE = 64, 128
 TAG = "scan"
 
 
@@ -53,11 +51,6 @@ def scan_output(folder: Path, stem: str) -> Path:
     return out
 
 
-def default_tile(model: str | None) -> int:
-    """64 px for the embedded nano model, 128 px otherwise (the CLI's defaults)."""
-    return NANO_TILE if (model or NANO) == NANO else DEFAULT_TILE
-
-
 def view_bounds(viewer, shape) -> tuple[int, int, int, int]:
     """The pixels whose centres the viewer shows, ``(x0, y0, x1, y1)`` (x1/y1 exclusive), clipped."""
     s = viewer.state
@@ -69,76 +62,6 @@ def view_bounds(viewer, shape) -> tuple[int, int, int, int]:
     if box[2] <= box[0] or box[3] <= box[1]:
         raise RadioLlavaError("the view shows no part of the image; pan back onto it or scan the whole image")
     return box
-
-
-# ================================================================ boxes as one ROI
-class BoxesROI(Roi):
-    """Many axis-aligned rectangles as one glue ROI (edges exclusive, like ``RectangularROI``).
-
-    ``contains`` paints the boxes when the points form a pixel grid (an image or a viewer's view of
-    it): one pass over the points plus the boxes' areas; other points (a linked table) are sorted
-    once by x and each box looks only at its own strip.
-    """
-
-    def __init__(self, boxes=()):
-        self.boxes = np.asarray(boxes, float).reshape(-1, 4)     # xmin, xmax, ymin, ymax
-
-    def defined(self) -> bool:
-        return len(self.boxes) > 0
-
-    def center(self):
-        return float(self.boxes[:, :2].mean()), float(self.boxes[:, 2:].mean())
-
-    def move_to(self, x, y):
-        cx, cy = self.center()
-        self.boxes = self.boxes + np.array([x - cx, x - cx, y - cy, y - cy])
-
-    def copy(self):
-        return BoxesROI(self.boxes.copy())
-
-    def contains(self, x, y):
-        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-        grid = _grid_axes(x, y)
-        if grid is not None:
-            mask = self._paint(*grid)
-            return mask if x.ndim == 2 else np.broadcast_to(mask, x.shape).copy()
-        inside = self._by_strips(x.ravel(), y.ravel()).reshape(x.shape)
-        return bool(inside) if inside.ndim == 0 else inside
-
-    def _paint(self, xs, ys) -> np.ndarray:
-        mask = np.zeros((ys.size, xs.size), bool)
-        for x0, x1, y0, y1 in self.boxes:
-            cols, rows = (xs > x0) & (xs < x1), (ys > y0) & (ys < y1)
-            if cols.any() and rows.any():
-                mask[np.ix_(rows, cols)] = True
-        return mask
-
-    def _by_strips(self, x, y) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        xs = x[order]
-        inside = np.zeros(x.size, bool)
-        for x0, x1, y0, y1 in self.boxes:
-            idx = order[np.searchsorted(xs, x0, "right"):np.searchsorted(xs, x1, "left")]
-            inside[idx[(y[idx] > y0) & (y[idx] < y1)]] = True
-        return inside
-
-    def __gluestate__(self, context):
-        return {"boxes": self.boxes.tolist()}
-
-    @classmethod
-    def __setgluestate__(cls, rec, context):
-        return cls(rec["boxes"])
-
-
-def _grid_axes(x, y):
-    """(x along the last axis, y along the one before) when the points are a grid, else None."""
-    if x.ndim < 2 or x.size == 0:
-        return None
-    x3, y3 = x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:])
-    xs, ys = x3[0, 0, :], y3[0, :, 0]
-    if (x3 == xs).all() and (y3 == ys[:, None]).all():
-        return xs, ys
-    return None
 
 
 # ================================================================ results → glue
@@ -198,13 +121,7 @@ def add_class_subsets(session, x_att, y_att, detections, tag: str = TAG) -> list
                                  colour_for(label)) for label, boxes in sorted(by_class.items())]
 
 
-# ================================================================ the scan job
-class ScanJob(Job):
-    """A Job that also reports (done, total) tiles."""
-
-    progress = QtCore.Signal(int, int)
-
-
+# ================================================================ the scan
 @dataclass
 class ScanRequest:
     """What one scan covers: the viewer's image, the tiles and where the results go."""
@@ -238,7 +155,7 @@ class ScanRequest:
                 "OVERLAP": self.overlap, "BOUNDS": ",".join(map(str, self.bounds))}
 
 
-class ScanSection(QtWidgets.QGroupBox):
+class ScanSection(TileSection):
     """Scan this view / the whole image with box tasks; results become a linked table and subsets.
 
     ``detector_factory(assistant, tasks)``: when set, builds the detector instead of
@@ -248,42 +165,23 @@ class ScanSection(QtWidgets.QGroupBox):
     scan_finished = QtCore.Signal(object)     # the ScanResult, after its table and subsets are added
 
     def __init__(self, panel, parent=None):
-        super().__init__("Scan", parent)
-        self.panel = panel
         self.detector_factory = None
         self.folder: Path | None = None       # default: scans_folder()
         self.batch_size = 8
-        self.job: ScanJob | None = None
         self.running: ScanRequest | None = None
         self.last_result = None
         self.last_request: ScanRequest | None = None
         self.last_table = None
         self.last_groups: list = []
         self._scans = 0
-        self._tile_chosen = False
-        self._build_ui()
-        panel.busy_changed.connect(self._on_busy)
-        panel.model_ready.connect(self._on_model_ready)
+        super().__init__("Scan", panel, parent)
 
     # ---------------------------------------------------------------- UI
     def _build_ui(self):
-        self.setCheckable(True)
-        self.setChecked(True)
-        outer = QtWidgets.QVBoxLayout(self)
-        self.body = QtWidgets.QWidget()
-        self.toggled.connect(self.body.setVisible)
-        outer.addWidget(self.body)
-        layout = QtWidgets.QGridLayout(self.body)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.task_list = QtWidgets.QListWidget()
         self.task_list.setMaximumHeight(90)
         self.task_list.setToolTip("The box tasks asked on every tile")
         self._fill_tasks()
-        self.tile_spin = QtWidgets.QSpinBox()
-        self.tile_spin.setRange(8, 4096)
-        self.tile_spin.setSuffix(" px")
-        self.tile_spin.setValue(default_tile(self.panel.current_spec().model))
-        self.tile_spin.valueChanged.connect(self._on_tile_chosen)
         self.overlap_spin = QtWidgets.QDoubleSpinBox()
         self.overlap_spin.setRange(0.0, 0.9)
         self.overlap_spin.setSingleStep(0.05)
@@ -293,19 +191,10 @@ class ScanSection(QtWidgets.QGroupBox):
         self.view_button.clicked.connect(lambda: self.scan_view())
         self.whole_button = QtWidgets.QPushButton("Scan whole image")
         self.whole_button.clicked.connect(lambda: self.scan_whole())
-        self.stop_button = QtWidgets.QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
         self.export_button = QtWidgets.QPushButton("Export scan…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m tiles")
-        self.status = QtWidgets.QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        layout = self.grid
         layout.addWidget(self.task_list, 0, 0, 1, 4)
         layout.addWidget(QtWidgets.QLabel("Tile"), 1, 0)
         layout.addWidget(self.tile_spin, 1, 1)
@@ -317,6 +206,12 @@ class ScanSection(QtWidgets.QGroupBox):
         layout.addWidget(self.stop_button, 3, 3)
         layout.addWidget(self.status, 4, 0, 1, 3)
         layout.addWidget(self.export_button, 4, 3)
+
+    def start_buttons(self) -> list:
+        return [self.view_button, self.whole_button]
+
+    def stopping_text(self) -> str:
+        return f"stopping after this batch … journal: {self.running.journal}"
 
     def _fill_tasks(self):
         from ..core.tasks import load_tasks
@@ -342,22 +237,6 @@ class ScanSection(QtWidgets.QGroupBox):
             item = self.task_list.item(i)
             checked = item.data(QtCore.Qt.UserRole) in names
             item.setCheckState(QtCore.Qt.Checked if checked else QtCore.Qt.Unchecked)
-
-    def _on_tile_chosen(self, _value):
-        self._tile_chosen = True
-
-    def _on_model_ready(self, assistant):
-        if not self._tile_chosen:
-            self.tile_spin.blockSignals(True)
-            spec = getattr(getattr(assistant, "loaded", None), "spec", None)
-            self.tile_spin.setValue(default_tile(getattr(spec, "model", None)))
-            self.tile_spin.blockSignals(False)
-
-    def _on_busy(self, busy: bool):
-        self.view_button.setEnabled(not busy)
-        self.whole_button.setEnabled(not busy)
-        if not busy:
-            self.stop_button.setEnabled(False)
 
     # ---------------------------------------------------------------- starting
     def scan_view(self) -> bool:
@@ -409,7 +288,7 @@ class ScanSection(QtWidgets.QGroupBox):
         try:
             tiles = plan_tiles(image.shape, tile, overlap, bounds)
         except RadioLlavaError as exc:
-            raise RadioLlavaError(str(exc).replace("use --tile", "set the tile to")) from None
+            raise tiling_error(exc) from None
         out = scan_output(self.folder or scans_folder(), data.label)
         return ScanRequest(data, viewer.state.x_att, viewer.state.y_att, image, bounds, tiles, tasks, tile,
                            overlap, out)
@@ -421,7 +300,7 @@ class ScanSection(QtWidgets.QGroupBox):
 
         return AssistantDetector(self.panel.assistant, tasks)
 
-    def _job(self, request: ScanRequest, detector) -> ScanJob:
+    def _job(self, request: ScanRequest, detector):
         from ..core.scan import scan, write_outputs
 
         batch_size = self.batch_size
@@ -433,21 +312,10 @@ class ScanSection(QtWidgets.QGroupBox):
             write_outputs(result, request.out, None, request.image.wcs, request.meta)
             return result
 
-        job = ScanJob(work, name="the scan", parent=self.panel)
-        job.on(job.progress, self._on_progress)
+        job = self._new_job(work, "the scan")
         return job
 
-    def stop(self):
-        """Stop after the current batch; the tiles done so far still become results."""
-        if self.job is not None and self.job.isRunning():
-            self.job.cancel()
-            self.status.setText(f"stopping after this batch … journal: {self.running.journal}")
-
     # ---------------------------------------------------------------- results
-    def _on_progress(self, done: int, total: int):
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
     def _on_failed(self, message: str):
         self.job = None
         self.status.setText(f"{message}\nthe finished tiles are in the journal: {self.running.journal}")

@@ -1,6 +1,6 @@
 """The "Find more like this" section of the assistant panel: tiles like a region, or like a description.
 
-The ranking is ``core.similar`` running in a ``ScanJob`` thread with the panel's loaded model:
+The ranking is ``core.similar`` running in a ``sections.TileJob`` thread with the panel's loaded model:
 
 - by example: the mosaic's tile index (built once per mosaic, model and tiling, then read from the
   cache) ranked by cosine similarity to the region last selected in the panel;
@@ -23,7 +23,8 @@ from qtpy import QtCore, QtWidgets
 
 from ..core.errors import RadioLlavaError
 from . import glue_data
-from .scan_panel import BoxesROI, ScanJob, default_tile
+from .rois import BoxesROI
+from .sections import TileSection, tiling_error
 
 OVERLAP = 0.25
 COLOURS = {"similar": "#ffd700", "text": "#ff69b4"}      # gold, hot pink: apart from the class colours
@@ -108,7 +109,7 @@ def centre_view_on(viewer, pixel_box) -> None:
         s.y_min, s.y_max = cy - half_h, cy + half_h
 
 
-class SimilarSection(QtWidgets.QGroupBox):
+class SimilarSection(TileSection):
     """Find more like this (the panel's region) or search by description; the top K tiles become
     one subset group and rows of a table. ``cache_dir``: where tile indexes are kept (default
     ``~/.cache/glue-radiollava/index``)."""
@@ -116,37 +117,18 @@ class SimilarSection(QtWidgets.QGroupBox):
     search_finished = QtCore.Signal(object)   # the SimilarResult, after its subset and rows are added
 
     def __init__(self, panel, parent=None):
-        super().__init__("Find more like this", parent)
-        self.panel = panel
         self.cache_dir: Path | None = None
         self.batch_size = 16
-        self.job: ScanJob | None = None
         self.last_result: SimilarResult | None = None
         self._runs = 0
-        self._tile_chosen = False
-        self._build_ui()
-        panel.busy_changed.connect(self._on_busy)
-        panel.model_ready.connect(self._on_model_ready)
+        super().__init__("Find more like this", panel, parent)
 
     # ---------------------------------------------------------------- UI
     def _build_ui(self):
-        self.setCheckable(True)
-        self.setChecked(True)
-        outer = QtWidgets.QVBoxLayout(self)
-        self.body = QtWidgets.QWidget()
-        self.toggled.connect(self.body.setVisible)
-        outer.addWidget(self.body)
-        layout = QtWidgets.QGridLayout(self.body)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.top_spin = QtWidgets.QSpinBox()
         self.top_spin.setRange(1, 1000)
         self.top_spin.setValue(10)
         self.top_spin.setToolTip("How many tiles to show")
-        self.tile_spin = QtWidgets.QSpinBox()
-        self.tile_spin.setRange(8, 4096)
-        self.tile_spin.setSuffix(" px")
-        self.tile_spin.setValue(default_tile(self.panel.current_spec().model))
-        self.tile_spin.valueChanged.connect(self._on_tile_chosen)
         self.find_button = QtWidgets.QPushButton("Find more like this")
         self.find_button.setToolTip("Rank the image's tiles by likeness to the region selected above")
         self.find_button.clicked.connect(lambda: self.find_similar())
@@ -156,16 +138,6 @@ class SimilarSection(QtWidgets.QGroupBox):
         self.search_button = QtWidgets.QPushButton("Search")
         self.search_button.setToolTip('Rank the tiles by P(Yes) to "Does this image contain …?"')
         self.search_button.clicked.connect(lambda: self.search_text())
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m tiles")
-        self.stop_button = QtWidgets.QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
-        self.status = QtWidgets.QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         self.results = QtWidgets.QTableWidget(0, 4)
         self.results.setHorizontalHeaderLabels(["Rank", "Score", "RA (deg)", "Dec (deg)"])
         self.results.verticalHeader().setVisible(False)
@@ -177,6 +149,7 @@ class SimilarSection(QtWidgets.QGroupBox):
         self.export_button = QtWidgets.QPushButton("Export…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
+        layout = self.grid
         layout.addWidget(QtWidgets.QLabel("Top"), 0, 0)
         layout.addWidget(self.top_spin, 0, 1)
         layout.addWidget(QtWidgets.QLabel("Tile"), 0, 2)
@@ -190,21 +163,8 @@ class SimilarSection(QtWidgets.QGroupBox):
         layout.addWidget(self.results, 5, 0, 1, 4)
         layout.addWidget(self.export_button, 6, 3)
 
-    def _on_tile_chosen(self, _value):
-        self._tile_chosen = True
-
-    def _on_model_ready(self, assistant):
-        if not self._tile_chosen:
-            spec = getattr(getattr(assistant, "loaded", None), "spec", None)
-            self.tile_spin.blockSignals(True)
-            self.tile_spin.setValue(default_tile(getattr(spec, "model", None)))
-            self.tile_spin.blockSignals(False)
-
-    def _on_busy(self, busy: bool):
-        self.find_button.setEnabled(not busy)
-        self.search_button.setEnabled(not busy)
-        if not busy:
-            self.stop_button.setEnabled(False)
+    def start_buttons(self) -> list:
+        return [self.find_button, self.search_button]
 
     # ---------------------------------------------------------------- starting
     def find_similar(self) -> bool:
@@ -261,7 +221,7 @@ class SimilarSection(QtWidgets.QGroupBox):
         try:
             request.tiles = len(plan_tiles(request.image.shape, tile, request.overlap))
         except RadioLlavaError as exc:
-            raise RadioLlavaError(str(exc).replace("use --tile", "set the tile to")) from None
+            raise tiling_error(exc) from None
         return request
 
     def _viewer(self, data=None):
@@ -274,7 +234,7 @@ class SimilarSection(QtWidgets.QGroupBox):
             raise RadioLlavaError("open the image in an image viewer first")
         return shown[0]
 
-    def _job(self, request: SimilarRequest) -> ScanJob:
+    def _job(self, request: SimilarRequest):
         assistant, cache_dir, batch_size = self.panel.assistant, self.cache_dir, self.batch_size
         seen = [0]
 
@@ -299,21 +259,8 @@ class SimilarSection(QtWidgets.QGroupBox):
             return SimilarResult(request, matches, done=seen[0], total=request.tiles, stopped=cancel.is_set())
 
         name = "finding similar tiles" if request.kind == "similar" else "the text search"
-        job = ScanJob(work, name=name, parent=self.panel)
-        job.on(job.progress, self._on_progress)
+        job = self._new_job(work, name)
         return job
-
-    def stop(self):
-        """Stop after the current batch: an index being built is not kept; a text search shows the
-        tiles ranked so far."""
-        if self.job is not None and self.job.isRunning():
-            self.job.cancel()
-            self.status.setText("stopping after this batch …")
-
-    # ---------------------------------------------------------------- results
-    def _on_progress(self, done: int, total: int):
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
 
     def _on_failed(self, message: str):
         self.job = None
