@@ -9,8 +9,9 @@ import sys
 from .core.errors import RadioLlavaError
 
 
-def _add_region_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", help="FITS image or mosaic")
+def add_region_args(p: argparse.ArgumentParser, image_help: str = "FITS image or mosaic"):
+    """IMAGE, --hdu and one of --center/--box/--region (the returned group takes more choices)."""
+    p.add_argument("image", help=image_help)
     p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--center", help='sky centre "RA DEC" (degrees or sexagesimal); needs --size')
@@ -19,6 +20,7 @@ def _add_region_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--region", help="DS9/CRTF/FITS region file (its first shape's bounding box)")
     p.add_argument("--size", help="cutout size with --center: 2arcmin, 90arcsec, 0.05deg")
     p.add_argument("--frame", default="icrs", help="frame of --center: icrs (default), fk5, galactic")
+    return where
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -35,10 +37,11 @@ def model_spec(args):
     return ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device)
 
 
-def _cutout(args):
+def cutout_from_args(args, image=None):
+    """The region that --center/--size, --box or --region names, cut from ``image`` (default: IMAGE)."""
     from .core.image import RadioImage, parse_center, parse_size
 
-    image = RadioImage.open(args.image, hdu=args.hdu)
+    image = image or RadioImage.open(args.image, hdu=args.hdu)
     if args.center is not None:
         if not args.size:
             raise RadioLlavaError("--center needs --size (e.g. --size 2arcmin)")
@@ -74,7 +77,7 @@ def cmd_ask(args) -> int:
     from .core.models import quiet_transformers
 
     quiet_transformers()
-    cutout = _cutout(args)
+    cutout = cutout_from_args(args)
     assistant = Assistant(model_spec(args))
     t0 = time.perf_counter()
     view = assistant.view(cutout)
@@ -103,7 +106,7 @@ def cmd_regions(args) -> int:
     from .core.profiles import get_profile, render
     from .core.skyregions import map_boxes
 
-    cutout = _cutout(args)
+    cutout = cutout_from_args(args)
     view = render(cutout, get_profile(args.profile))
     parsed = parse_boxes(args.boxes, args.convention, picture_size=view.picture.size, label=args.label)
     if parsed.unparsed:
@@ -172,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ask", help="ask a question about a region of a FITS image")
-    _add_region_args(p)
+    add_region_args(p)
     q = p.add_mutually_exclusive_group()
     q.add_argument("--task", help="a task from the catalogue (see `radiollava tasks`)")
     q.add_argument("--question", help="a free question")
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("regions", help="turn model-convention boxes into sky regions for a cutout")
-    _add_region_args(p)
+    add_region_args(p)
     p.add_argument("--boxes", required=True, help='e.g. "[0.45, 0.32, 0.05, 0.04], [0.7, 0.1, 0.12, 0.2]"')
     p.add_argument("--convention", default="yolo", choices=["yolo", "qwen", "pixels"])
     p.add_argument("--label", help="class label for the boxes")

@@ -126,22 +126,10 @@ def add_scan_parser(sub) -> None:
 
 
 # ---------------------------------------------------------------------------- similar
-def _query_cutout(args, image):
-    from .core.image import parse_center, parse_size
-
-    if args.center is not None:
-        if not args.size:
-            raise RadioLlavaError("--center needs --size (e.g. --size 2arcmin)")
-        return image.cutout_sky(parse_center(args.center, args.frame), parse_size(args.size))
-    if args.box is not None:
-        return image.cutout_pixels(*args.box)
-    return image.cutout_region(args.region)
-
-
 def cmd_similar(args) -> int:
     from tqdm import tqdm
 
-    from .cli import model_spec
+    from .cli import cutout_from_args, model_spec
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.scan import plan_tiles
@@ -155,7 +143,7 @@ def cmd_similar(args) -> int:
         text_question(args.text)             # an empty description fails before the model loads
     image = _image(args)
     plan_tiles(image.shape, args.tile, args.overlap)    # a bad tiling fails before the model loads
-    query = _query_cutout(args, image) if args.text is None else None
+    query = cutout_from_args(args, image) if args.text is None else None
     quiet_transformers()
     assistant = Assistant(model_spec(args))
     bar = tqdm(unit="tile", file=sys.stderr, disable=args.quiet)
@@ -191,23 +179,15 @@ def cmd_similar(args) -> int:
 
 
 def add_similar_parser(sub) -> None:
-    from .cli import add_model_args
+    from .cli import add_model_args, add_region_args
 
     p = sub.add_parser("similar", help="rank the mosaic's tiles by likeness to a region, or by a description",
                        description="Find more like this: every tile of the mosaic is embedded once with the "
                        "model's vision tower (cached on disk per mosaic, model and tiling) and ranked by cosine "
                        "similarity to the region; or, with --text, ranked by the probability of Yes to "
                        '"Does this image contain TEXT?". Writes the top K tiles as regions or a table.')
-    p.add_argument("image", help="FITS mosaic with a celestial WCS")
-    p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--center", help='the example: sky centre "RA DEC" (degrees or sexagesimal); needs --size')
-    what.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
-                      help="the example as a pixel box, 0-based, X1/Y1 exclusive")
-    what.add_argument("--region", help="the example as a DS9/CRTF/FITS region file (first shape)")
-    what.add_argument("--text", help='a description instead of an example: "extended radio galaxy with bent jets"')
-    p.add_argument("--size", help="example size with --center: 2arcmin, 90arcsec, 0.05deg")
-    p.add_argument("--frame", default="icrs", help="frame of --center: icrs (default), fk5, galactic")
+    example = add_region_args(p, "FITS mosaic with a celestial WCS")     # the example region …
+    example.add_argument("--text", help='… or a description: "extended radio galaxy with bent jets"')
     p.add_argument("--top", type=int, default=10, help="how many tiles to keep (default 10)")
     p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128; nano: 64)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
