@@ -25,13 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
 
 from .tasks import CODES, DETECTION, BenchTask, box_tasks, get_bench
 
-MULTILABELS = ("BACKGROUND", "COMPACT", "EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE",
-               "FILAMENT", "ARTIFACT", "PECULIAR", "MOSAICKING", "BORDER")
 ALIASES = {"ARTEFACT": "ARTIFACT", "RADIOGALAXY": "RADIO-GALAXY", "DIFFUSELARGE": "DIFFUSE-LARGE"}
-COMPLEX_LABELS = frozenset({"EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE", "FILAMENT"})
 
 BUILTINS = {
     "mirabest": ("B6", "MiraBest FIRST cutouts, confident FR-I/FR-II (mirabest_first/labels.csv)"),
@@ -309,8 +307,7 @@ def derive_truth(bench: BenchTask, label) -> tuple[str, ...]:
         if bench.code == "B4":
             return ("Yes",) if "ARTIFACT" in labels else ("No",)
         if bench.code == "B5":
-            return ("PECULIAR",) if "PECULIAR" in labels else \
-                ("COMPLEX",) if labels & COMPLEX_LABELS else ("ORDINARY",)
+            return (peculiarity_of(labels),)
         raise ValueError(f"a label list gives no {bench.code} class")
     if isinstance(label, bool) and bench.kind == "yesno":
         return ("Yes",) if label else ("No",)

@@ -10,6 +10,7 @@ import pytest
 from glue_radiollava.cli import main
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.image import RadioImage
+from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
 from glue_radiollava.core.parsing import PictureBox
 from glue_radiollava.core.skyregions import map_box
 from glue_radiollava.core.transform import Transform
@@ -124,7 +125,7 @@ def test_sky_boxes_agree_with_the_core_transform(tmp_path):
 
 def test_label_files_are_in_the_reference_format(tmp_path):
     write_simulation(tmp_path, 12, seed=1, cfg=SimConfig(size=64, scene="mixed"), progress=False)
-    for name, vocab in (("labels.json", sim.MULTILABELS), ("peculiarity.json", sim.PECULIARITY),
+    for name, vocab in (("labels.json", MULTILABELS), ("peculiarity.json", PECULIARITY),
                         ("smorph.json", sim.sm.SMORPH_CLASSES), ("frclass.json", sim.FR_CLASSES)):
         doc = json.loads((tmp_path / name).read_text())
         assert set(doc) == {"data"} and doc["data"]

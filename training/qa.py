@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from glue_radiollava.core.parsing import PictureBox, format_yolo_boxes
+from glue_radiollava.core.labels import peculiarity_of
 from glue_radiollava.core.tasks import Task, get_task, load_tasks
 
 B1_LABELS = ("EXTENDED", "DIFFUSE", "DIFFUSE-LARGE")
@@ -112,16 +113,6 @@ class ImageFacts:
                 self.radio_galaxy = "RADIO-GALAXY" in labels
             if self.peculiarity is None:
                 self.peculiarity = peculiarity_of(labels)
-
-
-def peculiarity_of(labels) -> str:
-    """B5 class from radioimg-multilabel labels: PECULIAR, COMPLEX (extended/diffuse) or ORDINARY."""
-    labels = set(labels)
-    if "PECULIAR" in labels:
-        return "PECULIAR"
-    if labels & {"EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE", "FILAMENT"}:
-        return "COMPLEX"
-    return "ORDINARY"
 
 
 # ------------------------------------------------------------------ description

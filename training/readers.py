@@ -17,15 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
 
 KINDS = ("sim", "labels", "yolo", "rgcat", "mosaic")
-MULTILABELS = ("BACKGROUND", "COMPACT", "EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE",
-               "FILAMENT", "ARTIFACT", "PECULIAR", "MOSAICKING", "BORDER")
 SCHEMES = {
     "multilabel": MULTILABELS,
     "smorph": ("1C-1P", "1C-2P", "1C-3P", "2C-2P", "2C-3P", "3C-3P"),
     "fr": ("FR-I", "FR-II"),
-    "peculiarity": ("ORDINARY", "COMPLEX", "PECULIAR"),
+    "peculiarity": PECULIARITY,
 }
 CAESAR_CLASSES = ("SPURIOUS", "COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "FLAGGED")
 RGCAT_CLASSES = ("C", "FR-I", "FR-II", "FR-X", "R", "PEC")

@@ -26,10 +26,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
 
-LABELS = ("BACKGROUND", "COMPACT", "EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE", "FILAMENT",
-          "ARTIFACT", "PECULIAR", "MOSAICKING", "BORDER")
-PECULIARITY = ("ORDINARY", "COMPLEX", "PECULIAR")
 SMORPH = ("1C-1P", "1C-2P", "1C-3P", "2C-2P", "2C-3P", "3C-3P")
 FR = ("FR-I", "FR-II")
 BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY", "FR-I", "FR-II")
@@ -103,7 +101,7 @@ def _truth_targets(truth: dict, size: int, grid: int):
     """Image-level and per-patch targets from the simulator's truth of one image."""
     import numpy as np
 
-    labels = np.array([label in truth["labels"] for label in LABELS], np.float32)
+    labels = np.array([label in truth["labels"] for label in MULTILABELS], np.float32)
     pec = PECULIARITY.index(truth["peculiarity"]) if truth.get("peculiarity") in PECULIARITY else -100
     smorph = SMORPH.index(truth["smorph"]) if truth.get("smorph") in SMORPH else -100
     fr = FR.index(truth["fr_class"]) if truth.get("fr_class") in FR else -100
@@ -162,7 +160,7 @@ class _Stage1(object):
                 super().__init__()
                 self.tower = SiglipVisionModel(vision_config)
                 d = vision_config.hidden_size
-                self.labels = torch.nn.Linear(d, len(LABELS))
+                self.labels = torch.nn.Linear(d, len(MULTILABELS))
                 self.pec = torch.nn.Linear(d, len(PECULIARITY))
                 self.smorph = torch.nn.Linear(d, len(SMORPH))
                 self.fr = torch.nn.Linear(d, len(FR))

@@ -32,13 +32,11 @@ import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import atomic_write, atomic_write_bytes
+from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
 
 from . import sky_models as sm
 
 SIM_VERSION = 1
-MULTILABELS = ("BACKGROUND", "COMPACT", "EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE",
-               "FILAMENT", "ARTIFACT", "PECULIAR", "MOSAICKING", "BORDER")
-PECULIARITY = ("ORDINARY", "COMPLEX", "PECULIAR")
 FR_CLASSES = ("FR-I", "FR-II")
 BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS")
 SCENES = ("field", "source", "galaxy", "mixed")
@@ -566,12 +564,7 @@ def _image_truth(name, scene, objects, bg_labels, finite, survey, center, shape,
     if not objects:
         labels.add("BACKGROUND")
     ordered = [lab for lab in MULTILABELS if lab in labels]
-    if "PECULIAR" in labels:
-        pec = "PECULIAR"
-    elif labels & {"EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE", "FILAMENT"}:
-        pec = "COMPLEX"
-    else:
-        pec = "ORDINARY"
+    pec = peculiarity_of(labels)
     dominant = [o for o in objects if o["class"] in ("EXTENDED", "EXTENDED-MULTISLAND")]
     smorph = n_comp = n_peaks = fr = None
     if len(dominant) == 1:
