@@ -206,6 +206,16 @@ def _journal_files(journal: Path) -> list[Path]:
     return [journal] * journal.exists() + sorted(journal.parent.glob(f"{stem}.rank*{JOURNAL_SUFFIX}"))
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a crash left half-written, so appended records start on a line of their own."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def check_journal(journal: Path, resume: bool) -> None:
     """Refuse to start over an earlier scan's journal unless resuming. Sharded runs call this on
     every process before any of them writes (then pass ``resume=True`` to ``scan``)."""
@@ -353,6 +363,7 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
             fresh = not part.exists()
+            _drop_torn_tail(part)
             f = open(part, "a")
             if fresh:
                 f.write(json.dumps({"header": header}) + "\n")
