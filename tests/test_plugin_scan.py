@@ -199,6 +199,37 @@ def test_stop_keeps_the_finished_tiles_and_reports_incomplete(app, qtbot, mosaic
     assert not panel.busy and section.whole_button.isEnabled() and not section.stop_button.isEnabled()
 
 
+def test_resume_continues_a_stopped_scan_from_its_journal(app, qtbot, mosaic, tmp_path, synthetic_fits):
+    data, viewer, panel, section, detectors = scan_panel(app, mosaic, tmp_path, pause_after=1)
+    section.batch_size = 4
+    with qtbot.waitSignal(section.scan_finished, timeout=30000) as blocker:
+        assert section.scan_whole()
+        qtbot.waitUntil(lambda: bool(detectors) and detectors[0].paused.is_set(), timeout=10000)
+        section.stop()
+        detectors[0].go.set()
+    stopped = blocker.args[0]
+    assert not stopped.complete and stopped.tiles_done == 8
+    journal = stopped.journal
+    section.detector_factory = lambda assistant, tasks: detectors.append(TruthDetector(mosaic[1], tasks)) \
+        or detectors[-1]
+
+    with qtbot.waitSignal(section.scan_finished, timeout=30000) as blocker:   # as after a crash of glue
+        assert section.resume_scan(journal)
+    resumed = blocker.args[0]
+    assert resumed.complete and resumed.tiles_done == 25
+    assert detectors[-1].calls == 5                           # 17 tiles left, in batches of 4
+    assert section.last_table.size == len(mosaic[1]) == 14    # everything, found before and after
+    assert section.last_request.out == journal.with_name(journal.name[:-len(".scan.jsonl")])
+
+    assert section.resume_scan(tmp_path / "nothing.txt") is False
+    assert "not a scan journal" in panel.message.text() and "\n" not in panel.message.text()
+    app.data_collection.remove(data)                          # another image: the journal is refused
+    open_image(app, synthetic_fits(shape=(256, 256)))
+    with qtbot.waitSignal(panel.busy_changed, timeout=10000, check_params_cb=lambda busy: not busy):
+        assert section.resume_scan(journal)
+    assert "other settings (image" in panel.message.text()
+
+
 def test_errors_are_one_line_messages(app, qtbot, mosaic, tmp_path, synthetic_fits):
     from glue_radiollava.qt.panel import get_panel
 

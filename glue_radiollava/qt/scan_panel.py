@@ -136,6 +136,7 @@ class ScanRequest:
     tile: int
     overlap: float
     out: Path                    # the catalogue; the journal is journal_path(out)
+    resume: bool = False         # continue the journal already there
 
     @property
     def journal(self) -> Path:
@@ -194,6 +195,9 @@ class ScanSection(TileSection):
         self.export_button = QtWidgets.QPushButton("Export scan…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
+        self.resume_button = QtWidgets.QPushButton("Resume…")
+        self.resume_button.setToolTip("Continue a stopped or crashed scan from its journal (*.scan.jsonl)")
+        self.resume_button.clicked.connect(self._resume_dialog)
         layout = self.grid
         layout.addWidget(self.task_list, 0, 0, 1, 4)
         layout.addWidget(QtWidgets.QLabel("Tile"), 1, 0)
@@ -204,11 +208,12 @@ class ScanSection(TileSection):
         layout.addWidget(self.whole_button, 2, 2, 1, 2)
         layout.addWidget(self.progress, 3, 0, 1, 3)
         layout.addWidget(self.stop_button, 3, 3)
-        layout.addWidget(self.status, 4, 0, 1, 3)
+        layout.addWidget(self.status, 4, 0, 2, 3)
         layout.addWidget(self.export_button, 4, 3)
+        layout.addWidget(self.resume_button, 5, 3)
 
     def start_buttons(self) -> list:
-        return [self.view_button, self.whole_button]
+        return [self.view_button, self.whole_button, self.resume_button]
 
     def stopping_text(self) -> str:
         return f"stopping after this batch … journal: {self.running.journal}"
@@ -247,14 +252,19 @@ class ScanSection(TileSection):
         """Scan the whole image of the first image viewer."""
         return self._scan(whole=True)
 
-    def _scan(self, whole: bool) -> bool:
+    def resume_scan(self, journal) -> bool:
+        """Continue the scan whose journal this is (same image, model, tasks and tiling); the tiles
+        already in it are not asked again."""
+        return self._scan(journal=Path(journal))
+
+    def _scan(self, whole: bool = True, journal: Path | None = None) -> bool:
         if self.panel.busy:
             self.panel._error("the assistant is busy; press Stop first")
             return False
         if self.detector_factory is None and self.panel.assistant is None:
-            return self.panel.load_model(then=lambda: self._scan(whole))
+            return self.panel.load_model(then=lambda: self._scan(whole, journal))
         try:
-            request = self._request(whole)
+            request = self._request(whole) if journal is None else self._resume_request(journal)
             detector = self._detector(request.tasks)
         except RadioLlavaError as exc:
             self.panel._error(str(exc))
@@ -270,18 +280,22 @@ class ScanSection(TileSection):
         self.status.setText(f"journal: {request.journal}")
         return True
 
-    def _request(self, whole: bool) -> ScanRequest:
-        from ..core.scan import plan_tiles
+    def _viewer_image(self):
         from .panel import _first_image_viewer
 
-        tasks = self.selected_tasks()
-        if not tasks:
-            raise RadioLlavaError("tick at least one box task to scan for")
         viewer = _first_image_viewer(self.panel.application)
         if viewer is None:
             raise RadioLlavaError("open the image in an image viewer first; the scan covers what it shows")
         data = glue_data.image_layer_data(viewer)
-        image = glue_data.radio_image(viewer, data)
+        return viewer, data, glue_data.radio_image(viewer, data)
+
+    def _request(self, whole: bool) -> ScanRequest:
+        from ..core.scan import plan_tiles
+
+        tasks = self.selected_tasks()
+        if not tasks:
+            raise RadioLlavaError("tick at least one box task to scan for")
+        viewer, data, image = self._viewer_image()
         ny, nx = image.shape
         bounds = (0, 0, nx, ny) if whole else view_bounds(viewer, image.shape)
         tile, overlap = self.tile_spin.value(), round(self.overlap_spin.value(), 3)
@@ -292,6 +306,24 @@ class ScanSection(TileSection):
         out = scan_output(self.folder or scans_folder(), data.label)
         return ScanRequest(data, viewer.state.x_att, viewer.state.y_att, image, bounds, tiles, tasks, tile,
                            overlap, out)
+
+    def _resume_request(self, journal: Path) -> ScanRequest:
+        """The request a journal written by this section describes, on the first viewer's image
+        (``core.scan`` then refuses it if the image or the model differ)."""
+        from ..core.scan import JOURNAL_SUFFIX, plan_tiles, read_journal
+
+        if not journal.name.endswith(JOURNAL_SUFFIX) or not journal.is_file():
+            raise RadioLlavaError(f"{journal}: not a scan journal (a *{JOURNAL_SUFFIX} file from the Scan section)")
+        header, _ = read_journal(journal)
+        if not {"tile", "overlap", "bounds", "tasks"} <= set(header):
+            raise RadioLlavaError(f"{journal} was not written by the Scan section (no tile, bounds or tasks "
+                                  "in its header); continue it with `radiollava scan ... --resume`")
+        viewer, data, image = self._viewer_image()
+        bounds = tuple(header["bounds"])
+        tiles = plan_tiles(image.shape, header["tile"], header["overlap"], bounds)
+        out = journal.with_name(journal.name[:-len(JOURNAL_SUFFIX)])
+        return ScanRequest(data, viewer.state.x_att, viewer.state.y_att, image, bounds, tiles,
+                           list(header["tasks"]), header["tile"], header["overlap"], out, resume=True)
 
     def _detector(self, tasks):
         if self.detector_factory is not None:
@@ -307,8 +339,8 @@ class ScanSection(TileSection):
 
         def work(on_text, cancel):
             result = scan(request.image, detector, request.tiles, request.journal, batch_size=batch_size,
-                          settings=request.settings, bounds=request.bounds, on_progress=job.progress.emit,
-                          cancel=cancel)
+                          settings=request.settings, resume=request.resume, bounds=request.bounds,
+                          on_progress=job.progress.emit, cancel=cancel)
             write_outputs(result, request.out, None, request.image.wcs, request.meta)
             return result
 
@@ -370,6 +402,13 @@ class ScanSection(TileSection):
             return None
         self.panel._info(f"wrote {len(result.detections)} scan boxes to {out}")
         return out
+
+    def _resume_dialog(self):
+        folder = self.folder or scans_folder()
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Resume a scan", str(folder),
+                                                        "Scan journals (*.scan.jsonl)")
+        if path:
+            self.resume_scan(path)
 
     def _export_dialog(self):
         path = self.panel._file_dialog(True, "Export scan", "ECSV catalogue (*.ecsv);;FITS table (*.fits);;"
