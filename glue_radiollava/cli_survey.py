@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,12 +64,11 @@ def cmd_scan(args) -> int:
         check_journal(journal, args.resume)
         state.wait_for_everyone()
     interrupted = False
-    cancel = threading.Event()
     try:
         result = scan(image, detector, tiles, journal, batch_size=args.batch_size, settings=settings,
                       resume=args.resume or sharded, keep=keep, bounds=bounds,
                       shard=(state.process_index, state.num_processes), iou=args.iou,
-                      on_progress=progress, cancel=cancel)
+                      on_progress=progress)
     except KeyboardInterrupt:        # the journal holds every finished batch
         interrupted = True
     finally:

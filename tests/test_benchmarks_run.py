@@ -32,6 +32,8 @@ def _lines(path):
 
 
 def test_batched_ask_and_score_give_what_the_core_gives(tiny_loaded, synthetic_fits):
+    import torch
+
     assistant = Assistant(tiny_loaded)
     image = RadioImage.open(synthetic_fits())
     views = [assistant.view(image.cutout_pixels(*box)) for box in
@@ -45,6 +47,22 @@ def test_batched_ask_and_score_give_what_the_core_gives(tiny_loaded, synthetic_f
     for answer, view in zip(ask_batch(assistant, views, task=task, max_new_tokens=5), views):
         alone = assistant.ask(view, task=task, max_new_tokens=5)
         assert answer.text == alone.text and answer.parsed.parsed == alone.parsed.parsed
+        # confidence: the geometric-mean probability of the generated tokens, from one forward pass
+        inputs = assistant._inputs(view, task.prompt)
+        tok = assistant.loaded.tokenizer
+        with torch.inference_mode():
+            out = assistant.loaded.model.generate(**inputs, max_new_tokens=5, do_sample=False,
+                                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        new = out[0, inputs["input_ids"].shape[1]:].tolist()
+        assert len(new) == answer.timings["new_tokens"] == 5                # no EOS within 5 tokens
+        ids = torch.cat([inputs.pop("input_ids"), torch.tensor([new])], dim=1)
+        inputs["attention_mask"] = torch.ones_like(ids)
+        with torch.inference_mode():
+            logp = torch.log_softmax(assistant.loaded.model(input_ids=ids, **inputs).logits.float(), -1)
+        p0 = ids.shape[1] - len(new)
+        mean = logp[0, p0 - 1:-1].gather(1, torch.tensor(new)[:, None]).mean()
+        assert 0 < answer.confidence <= 1
+        assert answer.confidence == pytest.approx(float(torch.exp(mean)), rel=1e-3)
 
 
 def test_run_end_to_end_in_both_modes(tiny_model_dir, sim, tmp_path):
