@@ -132,11 +132,12 @@ def cmd_similar(args) -> int:
     from .core.models import quiet_transformers
     from .core.scan import plan_tiles
     from .core.similar import build_index, search_text, similar_to, text_question
-    from .core.skyregions import REGION_FORMATS, TABLE_FORMATS, write_catalogue, write_regions
+    from .core.skyregions import boxes_format, write_boxes
 
-    suffix = Path(args.out).suffix.lower()
-    if suffix not in TABLE_FORMATS and suffix not in REGION_FORMATS:
-        raise RadioLlavaError(f"--out {args.out}: use regions (.reg, .crtf) or a table (.ecsv, .csv, .fits)")
+    try:
+        boxes_format(args.out)               # a wrong suffix fails before the model loads
+    except RadioLlavaError as exc:
+        raise RadioLlavaError(f"--out {exc}") from None
     if args.text is not None:
         text_question(args.text)             # an empty description fails before the model loads
     image = _image(args)
@@ -165,10 +166,7 @@ def cmd_similar(args) -> int:
             where = f'P(Yes) for "{text_question(args.text)}"'
     finally:
         bar.close()
-    if suffix in TABLE_FORMATS:
-        written = write_catalogue(args.out, matches, extra={"rank": list(range(1, len(matches) + 1))})
-    else:
-        written = write_regions(args.out, matches, image.wcs)
+    written = write_boxes(args.out, matches, image.wcs, extra={"rank": list(range(1, len(matches) + 1))})
     for rank, b in enumerate(matches, 1):
         print(f"{rank:3d}. RA {b.ra:.5f} Dec {b.dec:+.5f}  score {b.score:.4f}")
     print(f"{len(matches)} tiles ranked by {where}")

@@ -433,14 +433,22 @@ def collect(records: dict[int, dict], tiles: Sequence[Tile], keep=None, iou: flo
                       all(t.index in records for t in tiles))
 
 
+def scan_columns(result: ScanResult) -> dict:
+    """The catalogue columns a scan adds to the boxes' own: tile, task, cut_by_tile."""
+    return {"tile": [d.tile for d in result.detections], "task": [d.task for d in result.detections],
+            "cut_by_tile": [d.cut_by_tile for d in result.detections]}
+
+
+def scan_meta(result: ScanResult, meta: dict | None = None) -> dict:
+    """The catalogue header of a scan: complete or not, tiles scanned and blank, boxes found."""
+    return {"SCANDONE": result.complete, "NTILES": result.tiles_total, "NSCANNED": result.tiles_done,
+            "NBLANK": result.tiles_blank, "NFOUND": result.found, **(meta or {})}
+
+
 def write_outputs(result: ScanResult, out: str | Path, regions_out: str | Path | None, wcs,
                   meta: dict | None = None) -> list[Path]:
     """The catalogue (with tile and task columns) and, when asked, the sky regions."""
-    extra = {"tile": [d.tile for d in result.detections], "task": [d.task for d in result.detections],
-             "cut_by_tile": [d.cut_by_tile for d in result.detections]}
-    info = {"SCANDONE": result.complete, "NTILES": result.tiles_total, "NSCANNED": result.tiles_done,
-            "NBLANK": result.tiles_blank, "NFOUND": result.found, **(meta or {})}
-    written = [write_catalogue(out, result.boxes, extra=extra, meta=info)]
+    written = [write_catalogue(out, result.boxes, extra=scan_columns(result), meta=scan_meta(result, meta))]
     if regions_out:
         written.append(write_regions(regions_out, result.boxes, wcs))
     return written

@@ -156,3 +156,24 @@ def write_catalogue(path: str | Path, boxes: list[SkyBox], format: str | None = 
         raise RadioLlavaError(f"{path}: unknown table format; use .ecsv, .csv or .fits")
     table = catalogue(boxes, extra, meta)
     return atomic_write(path, lambda tmp: table.write(tmp, format=fmt, overwrite=True))
+
+
+SKY_REGION_SUFFIXES = (".reg", ".ds9", ".crtf")
+
+
+def boxes_format(path: str | Path) -> str:
+    """"regions" for .reg/.ds9/.crtf, "table" for .ecsv/.csv/.fits (where FITS means a table)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in SKY_REGION_SUFFIXES:
+        return "regions"
+    if suffix in TABLE_FORMATS:
+        return "table"
+    raise RadioLlavaError(f"{path}: use regions (.reg, .crtf) or a table (.ecsv, .csv, .fits)")
+
+
+def write_boxes(path: str | Path, boxes: list[SkyBox], wcs, extra: dict | None = None,
+                meta: dict | None = None) -> Path:
+    """Sky regions or a catalogue, as the suffix says (``boxes_format``); ``extra``/``meta`` go to tables."""
+    if boxes_format(path) == "regions":
+        return write_regions(path, boxes, wcs)
+    return write_catalogue(path, boxes, extra=extra, meta=meta)

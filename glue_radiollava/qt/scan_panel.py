@@ -385,18 +385,16 @@ class ScanSection(TileSection):
     # ---------------------------------------------------------------- export
     def export_scan(self, path) -> Path | None:
         """The last scan as a catalogue (.ecsv, .csv, .fits) or sky regions (.reg, .crtf)."""
-        from ..core.scan import write_outputs
-        from ..core.skyregions import write_regions
+        from ..core.scan import scan_columns, scan_meta
+        from ..core.skyregions import write_boxes
 
         if self.last_result is None:
             self.panel._error("there is no scan to export yet")
             return None
         result, request = self.last_result, self.last_request
         try:
-            if Path(path).suffix.lower() in (".reg", ".ds9", ".crtf"):
-                out = write_regions(path, result.boxes, request.image.wcs)
-            else:
-                out = write_outputs(result, path, None, request.image.wcs, request.meta)[0]
+            out = write_boxes(path, result.boxes, request.image.wcs, extra=scan_columns(result),
+                              meta=scan_meta(result, request.meta))
         except (RadioLlavaError, OSError) as exc:
             self.panel._error(str(exc))
             return None

@@ -28,8 +28,6 @@ from .sections import TileSection, tiling_error
 
 OVERLAP = 0.25
 COLOURS = {"similar": "#ffd700", "text": "#ff69b4"}      # gold, hot pink: apart from the class colours
-REGION_SUFFIXES = (".reg", ".ds9", ".crtf")
-TABLE_SUFFIXES = (".ecsv", ".csv", ".fits", ".fit")
 NO_REGION = ("no region yet: draw one with the radio-llava rectangle or circle tool (or right-click a "
              "subset → Ask radio-llava), then Find more like this")
 
@@ -337,21 +335,15 @@ class SimilarSection(TileSection):
     # ---------------------------------------------------------------- export
     def export_results(self, path) -> Path | None:
         """The last results as regions (.reg, .crtf) or a table with a rank column (.ecsv, .csv, .fits)."""
-        from ..core.skyregions import write_catalogue, write_regions
+        from ..core.skyregions import write_boxes
 
         result = self.last_result
         if result is None or not result.matches:
             self.panel._error("there are no results to export yet")
             return None
-        suffix = Path(path).suffix.lower()
+        ranks = list(range(1, len(result.matches) + 1))
         try:
-            if suffix in REGION_SUFFIXES:
-                out = write_regions(path, result.matches, result.request.image.wcs)
-            elif suffix in TABLE_SUFFIXES:
-                ranks = list(range(1, len(result.matches) + 1))
-                out = write_catalogue(path, result.matches, extra={"rank": ranks})
-            else:
-                raise RadioLlavaError(f"{path}: use regions (.reg, .crtf) or a table (.ecsv, .csv, .fits)")
+            out = write_boxes(path, result.matches, result.request.image.wcs, extra={"rank": ranks})
         except (RadioLlavaError, OSError) as exc:
             self.panel._error(str(exc))
             return None
