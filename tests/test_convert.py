@@ -469,6 +469,27 @@ def test_no_vision_config_offline(original, tmp_path, monkeypatch):
     assert SIGLIP_HUB in msg
 
 
+def test_hub_download_only_when_asked(original, tmp_path, monkeypatch):
+    """Without --allow-download only the local hub cache is read; with it, the hub is asked too."""
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def fake_download(repo, filename, local_files_only=False, **_):
+        calls.append((repo, filename, local_files_only))
+        raise OSError("not cached and no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    msg = _fails(original, tmp_path / "out", "pass --vision-config")
+    assert "--allow-download" in msg
+    assert calls and all(local for _, _, local in calls)
+    calls.clear()
+    msg = _fails(original, tmp_path / "out2", "the hub cannot be reached", allow_download=True)
+    assert (SIGLIP_HUB, "config.json", False) in calls
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
 def test_unsupported_projector_and_existing_dst(original, vision_dir, tmp_path):
     src = _variant(original, tmp_path)
     config = json.loads((src / "config.json").read_text())

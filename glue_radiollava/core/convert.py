@@ -152,12 +152,13 @@ def classify(src: str | Path) -> str:
 
 def convert(src: str | Path, dst: str | Path, vision_config: str | Path | None = None,
             dtype: str | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-            progress: bool = False) -> ConversionResult:
+            progress: bool = False, allow_download: bool = False) -> ConversionResult:
     """Convert a LLaVA-NeXT checkpoint or LoRA adapter folder ``src`` into a new folder ``dst``.
 
     ``vision_config``: the vision tower's config (a folder with ``config.json`` and optionally
     ``preprocessor_config.json``, or a JSON file); without it the hub id in ``mm_vision_tower`` is
-    tried (local cache, then the network unless ``HF_HUB_OFFLINE`` is set). ``dtype``: bf16, fp16 or
+    looked up in the local hub cache, and downloaded only with ``allow_download`` (``--allow-download``)
+    unless ``HF_HUB_OFFLINE`` is set. ``dtype``: bf16, fp16 or
     fp32 (default: keep each tensor's stored dtype). Every failure is a one-line RadioLlavaError and
     leaves no ``dst`` behind.
     """
@@ -174,7 +175,7 @@ def convert(src: str | Path, dst: str | Path, vision_config: str | Path | None =
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     try:
         if kind == "model":
-            result = _convert_model(src, tmp, vision_config, dtype, max_shard_bytes, progress)
+            result = _convert_model(src, tmp, vision_config, dtype, max_shard_bytes, progress, allow_download)
         else:
             result = _convert_adapter(src, tmp, dtype)
         record = {"converted_by": "radiollava model convert", "kind": kind, "source": str(src.resolve()),
@@ -390,15 +391,16 @@ def _vision_from_path(path: Path) -> _Vision:
                           "or its config.json")
 
 
-def _vision_from_hub(repo: str) -> _Vision | None:
-    """The tower's config from the local hub cache, or a download when the network is allowed."""
+def _vision_from_hub(repo: str, allow_download: bool = False) -> _Vision | None:
+    """The tower's config from the local hub cache; a download only when the user asked for one
+    (``allow_download``) and did not switch the hub off (``HF_HUB_OFFLINE``)."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
         return None
     from .models import hub_offline
 
-    for local_only in ((True,) if hub_offline() else (True, False)):
+    for local_only in ((True, False) if allow_download and not hub_offline() else (True,)):
         try:
             config = Path(hf_hub_download(repo, "config.json", local_files_only=local_only))
         except Exception:
@@ -412,21 +414,23 @@ def _vision_from_hub(repo: str) -> _Vision | None:
     return None
 
 
-def _find_vision(original: dict, given: str | Path | None, src: Path) -> _Vision:
+def _find_vision(original: dict, given: str | Path | None, src: Path, allow_download: bool = False) -> _Vision:
     if given is not None:
         return _vision_from_path(Path(given).expanduser())
     tower = str(original.get("mm_vision_tower") or "")
     if tower and Path(tower).expanduser().is_dir():   # the training machine's local copy, if it is here
         return _vision_from_path(Path(tower).expanduser())
     if tower.count("/") == 1 and not tower.startswith((".", "/", "~")):
-        found = _vision_from_hub(tower)
+        found = _vision_from_hub(tower, allow_download)
         if found is not None:
             return found
     name = tower or "(none named)"
     raise RadioLlavaError(
-        f"{src}/config.json names the vision tower {name} but its config is not here and the hub cannot "
-        f"be reached; pass --vision-config DIR_OR_JSON (e.g. `hf download {tower or 'ORG/TOWER'} config.json "
-        "preprocessor_config.json --local-dir DIR` where there is internet)")
+        f"{src}/config.json names the vision tower {name} but its config is not in this folder or the local "
+        f"hub cache{' and the hub cannot be reached' if allow_download else ''}; pass --vision-config "
+        f"DIR_OR_JSON (e.g. `hf download {tower or 'ORG/TOWER'} config.json preprocessor_config.json "
+        "--local-dir DIR` where there is internet)" + ("" if allow_download else ", or --allow-download to "
+                                                       "fetch its two config files from the hub"))
 
 
 # ----------------------------------------------------------------------------- configs
@@ -659,7 +663,7 @@ def _shape(t) -> list[int]:
 
 # ----------------------------------------------------------------------------- the model
 def _convert_model(src: Path, out: Path, vision_arg, dtype: str | None, max_shard_bytes: int,
-                   progress: bool) -> ConversionResult:
+                   progress: bool, allow_download: bool = False) -> ConversionResult:
     import torch
     from transformers import GenerationConfig, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
@@ -682,7 +686,7 @@ def _convert_model(src: Path, out: Path, vision_arg, dtype: str | None, max_shar
     if not vision_layers:
         raise RadioLlavaError(f"{src}: no vision tower weights (model.vision_tower.vision_tower.*) in the "
                               "checkpoint; a shard is missing or the checkpoint was saved without its tower")
-    vision = _find_vision(original, vision_arg, src)
+    vision = _find_vision(original, vision_arg, src, allow_download)
     vision_cfg, siglip = _vision_model_config(vision, max(vision_layers) + 1, notes)
     feature_layer, strategy = _feature_choice(original, siglip, notes)
     pinpoints = _grid_pinpoints(original.get("image_grid_pinpoints"), vision_cfg.image_size, src)
@@ -934,7 +938,7 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
     """``radiollava model convert SRC DST``: print the summary and notes; errors are RadioLlavaError."""
     _quiet_transformers()
     result = convert(args.src, args.dst, vision_config=args.vision_config, dtype=args.dtype,
-                     progress=not args.quiet)
+                     progress=not args.quiet, allow_download=args.allow_download)
     print(result.summary())
     for note in result.notes:
         print(f"  note: {note}")
@@ -956,7 +960,10 @@ def add_convert_parser(model_subparsers) -> argparse.ArgumentParser:
     p.add_argument("dst", help="new folder to write (must not exist)")
     p.add_argument("--vision-config", metavar="DIR_OR_JSON", default=None,
                    help="the vision tower's folder or config.json (default: the hub id in mm_vision_tower, "
-                        "from the local cache or, when the network allows, the hub)")
+                        "from the local hub cache)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="when the vision tower's config is not in the local hub cache, download its "
+                        "config.json and preprocessor_config.json from the hub (off by default)")
     p.add_argument("--dtype", choices=DTYPES, default=None,
                    help="store the weights in this dtype (default: as stored in SRC)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
