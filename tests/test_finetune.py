@@ -164,3 +164,23 @@ def test_bad_input_is_refused_before_the_run(tiny_model_dir, dataset, tmp_path, 
     with pytest.raises(RadioLlavaError, match="needs bitsandbytes"):
         train(load_config(None, {**base, "method": "qlora"}))
     assert not (tmp_path / "x").exists()                            # nothing started
+
+
+def test_training_prompt_tokens_equal_the_assistants(tiny_loaded, dataset):
+    """A record's second question, as training renders it, is token for token what the assistant
+    sends when asked that question after the first turn (one prompt function: core.chat)."""
+    from PIL import Image
+
+    from glue_radiollava.core.assistant import SYSTEM_PROMPT, Assistant, Turn
+    from glue_radiollava.core.profiles import ModelView, get_profile
+    from glue_radiollava.core.transform import Transform
+    from training.finetune import ConversationDataset, read_examples
+
+    item = ConversationDataset(read_examples(dataset, get_profile(None)), get_profile(None))[0]
+    (q1, a1), (q2, _) = item["turns"]
+    trained = Collator(tiny_loaded.processor, SYSTEM_PROMPT, 4096)([item])["input_ids"][0].tolist()
+    picture = item["picture"] if isinstance(item["picture"], Image.Image) else Image.fromarray(item["picture"])
+    view = ModelView(picture, Transform.identity(*picture.size), get_profile(None))
+    asked = Assistant(tiny_loaded)._inputs(view, q2, history=[Turn(q1, a1)])["input_ids"][0].tolist()
+    assert len(asked) < len(trained) and trained[:len(asked)] == asked
+    assert tiny_loaded.tokenizer.decode(asked).rstrip().endswith("assistant")

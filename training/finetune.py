@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from glue_radiollava.core.chat import chat_messages
 from glue_radiollava.core.errors import RadioLlavaError
 
 LORA_TARGETS = r".*language_model.*\.(q|k|v|o|gate|up|down)_proj|.*multi_modal_projector\.linear_[12]"
@@ -222,15 +223,6 @@ class ConversationDataset:
         return {"id": ex.id, "picture": picture, "turns": ex.turns}
 
 
-def messages_for(turns, system_prompt: str | None):
-    messages = [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else []
-    for i, (question, answer) in enumerate(turns):
-        content = ([{"type": "image"}] if i == 0 else []) + [{"type": "text", "text": question}]
-        messages.append({"role": "user", "content": content})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return messages
-
-
 class Collator:
     """Batch → processor inputs with labels: only the assistant's answers are learned."""
 
@@ -252,7 +244,7 @@ class Collator:
     def __call__(self, batch):
         import torch
 
-        texts = [self.processor.apply_chat_template(messages_for(b["turns"], self.system_prompt), tokenize=False)
+        texts = [self.processor.apply_chat_template(chat_messages(self.system_prompt, b["turns"]), tokenize=False)
                  for b in batch]
         tok = self.processor.tokenizer
         side = tok.padding_side

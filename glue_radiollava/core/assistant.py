@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
 
+from .chat import chat_messages
 from .errors import RadioLlavaError
 from .models import LoadedModel, ModelSpec, load_model
 from .parsing import ParsedAnswer, parse_answer
@@ -128,22 +129,9 @@ class Assistant:
 
     # ------------------------------------------------------------ prompts
     def _messages(self, question: str, history: Sequence[Turn], examples: Sequence[Example]):
-        messages, images = [], []
-        if self.system_prompt:
-            messages.append({"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
-        for ex in examples:
-            messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex.question}]})
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": ex.answer}]})
-            images.append(ex.view.picture)
-        first = True
-        for turn in history:
-            content = ([{"type": "image"}] if first else []) + [{"type": "text", "text": turn.question}]
-            messages.append({"role": "user", "content": content})
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
-            first = False
-        content = ([{"type": "image"}] if first else []) + [{"type": "text", "text": question}]
-        messages.append({"role": "user", "content": content})
-        return messages, images
+        messages = chat_messages(self.system_prompt, [(t.question, t.answer) for t in history], question,
+                                 [(ex.question, ex.answer) for ex in examples])
+        return messages, [ex.view.picture for ex in examples]
 
     def _inputs(self, view: ModelView, question: str, history=(), examples=()):
         messages, images = self._messages(question, history, examples)
