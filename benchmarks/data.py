@@ -19,12 +19,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.files import data_root
 from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
 
 from .tasks import CODES, DETECTION, BenchTask, box_tasks, get_bench
@@ -91,20 +91,6 @@ class _Raw:
 
 
 # ------------------------------------------------------------------ entry points
-def data_root(root: str | Path | None = None) -> Path:
-    """The shared data folder: ``root``, else $RADIOLLAVA_DATA, else ``../shared/data`` beside the repo."""
-    if root:
-        path = Path(root).expanduser()
-    elif os.environ.get("RADIOLLAVA_DATA"):
-        path = Path(os.environ["RADIOLLAVA_DATA"]).expanduser()
-    else:
-        path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not path.is_dir():
-        raise RadioLlavaError(f"the shared data folder {path} does not exist; pass --data-root DIR "
-                              "or set RADIOLLAVA_DATA to the folder holding mirabest_first/, frdeep/ …")
-    return path
-
-
 def load(spec: str, codes: list[str] | str = "all", root: str | Path | None = None,
          classes: list[str] | None = None) -> list[Dataset]:
     """The datasets ``spec`` holds for ``codes`` ('all': every benchmark it has labels for).

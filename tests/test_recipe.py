@@ -33,8 +33,24 @@ def test_quick_recipe_end_to_end(quick_model):
     assert config["text_config"]["hidden_size"] == NANO_QUICK.text_hidden
     assert config["vision_config"]["patch_size"] == NANO_QUICK.patch_size
     assert card["stage1"]["peculiarity_acc"] > 0.5      # the vision tower learned something
+    from glue_radiollava.core.models import load_model
+    from glue_radiollava.core.tiny import coordinate_token_ids
+
+    tokenizer = load_model(str(quick_model)).tokenizer
+    ids = coordinate_token_ids(tokenizer)                   # one token per box coordinate
+    assert ids is not None and tokenizer.encode("0.37", add_special_tokens=False) == [ids[37]]
+    data = quick_model.parent / "work" / "data"
+    sizes = {json.loads((f.parent.parent / "sim" / f.stem / "objects.json").read_text())["images"][0]["shape"][0]
+             for f in data.glob("field-*.json") if not f.name.endswith(".meta.json")}
+    assert sizes == {64, 128}                                # cutouts of several sizes and surveys
+    records = json.loads((data / "stage2_train.json").read_text())
+    assert any(len(r["conversations"]) >= 4 for r in records)          # multi-turn records
+    assert any(r["conversations"][1]["value"].startswith("[") for r in records)   # boxes
+    if card["real_data"]:                                    # real FIRST/NVSS galaxies, held out by sky position
+        assert card["stage1"]["real_val_images"] >= 1
+        assert any(r["image"].startswith("real_train_images/") for r in records)
     assistant = Assistant(str(quick_model))
-    work = quick_model.parent / "work" / "sim" / "field" / "images"
+    work = quick_model.parent / "work" / "sim" / "field-lotss-64" / "images"
     parsed = 0
     for path in sorted(work.glob("*.fits"))[:8]:
         view = assistant.view(RadioImage.open(path).cutout_pixels(0, 0, 64, 64))
@@ -42,13 +58,35 @@ def test_quick_recipe_end_to_end(quick_model):
     assert parsed >= 4                                       # it learned the answer format
 
 
+def test_coordinate_tokens_round_trip():
+    from glue_radiollava.core.parsing import COORDINATE_STRINGS, format_yolo_boxes
+    from glue_radiollava.core.tiny import build_tokenizer, coordinate_token_ids
+
+    tok = build_tokenizer(600, coordinate_tokens=True)
+    text = format_yolo_boxes([[0.45, 0.1, 0.11, 1.0], [0.0, 0.05, 0.5, 0.99]])
+    ids = tok.encode(text, add_special_tokens=False)
+    values = [tok.decode([i]) for i in ids if i in set(coordinate_token_ids(tok))]
+    assert values == ["0.45", "0.1", "0.11", "1.0", "0.0", "0.05", "0.5", "0.99"]   # longest match wins
+    assert tok.decode(ids) == text and len(COORDINATE_STRINGS) == 101
+    assert coordinate_token_ids(build_tokenizer(600)) is None
+
+
+def test_real_galaxies_split_by_sky_position():
+    from training.real_galaxies import sky_groups
+
+    rows = [{"ra": 150.0, "dec": 2.0}, {"ra": 150.0 + 1.5 / 60, "dec": 2.0}, {"ra": 150.0 + 3 / 60, "dec": 2.0},
+            {"ra": 10.0, "dec": -30.0}, {"ra": 10.0, "dec": -30.0 + 2.5 / 60}]
+    g = sky_groups(rows)
+    assert g[0] == g[1] == g[2] and g[3] != g[4] and g[0] != g[3]    # chained within 2′, apart beyond
+
+
 def test_quick_recipe_is_deterministic_for_its_data(tmp_path):
     from training.recipes import make_data
 
     a, _ = make_data(NANO_QUICK, tmp_path / "a")
     b, _ = make_data(NANO_QUICK, tmp_path / "b")
-    fa = sorted((a / "field" / "images").glob("*.fits"))
-    fb = sorted((b / "field" / "images").glob("*.fits"))
+    fa = sorted((a / "field-lotss-64" / "images").glob("*.fits"))
+    fb = sorted((b / "field-lotss-64" / "images").glob("*.fits"))
     assert [p.read_bytes() for p in fa[:5]] == [p.read_bytes() for p in fb[:5]]
 
 

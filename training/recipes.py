@@ -1,14 +1,18 @@
 """Model recipes: ``radiollava train recipe nano --out DIR [--quick] [--seed S]``.
 
 nano is a LLaVA-OneVision (SigLIP-style vision tower, MLP projector, Qwen2-style LLM) trained from
-scratch on the project's simulator only, so anyone can rebuild it from the project alone:
+scratch on the project's simulator and the real FIRST/NVSS galaxies of ``shared/data/train_real``
+(when that folder is present), so anyone can rebuild it from the project and its data:
 
-1. simulate radio cutouts (seeded) and build LLaVA conversations with the dataset builder;
+1. simulate radio cutouts of many sizes and every survey preset (seeded), read the real galaxies,
+   and build LLaVA conversations with the dataset builder;
 2. stage 1 — train the vision tower alone on the pictures, with heads for the image labels
-   (radioimg-multilabel, peculiarity, component/peak class, FR class) and a dense head per patch
-   (is a box of class c centred here? where, how big?), so its features carry positions and counts;
+   (radioimg-multilabel, peculiarity, component/peak class, FR class; real galaxies rotated and
+   flipped) and a dense head per patch (is a box of class c centred here? where inside the patch,
+   and where in the picture, how big?), so its features carry the numbers the LLM must write;
 3. stage 2 — freeze it, build the LLaVA model around it with a tokenizer trained on the
-   conversations, and train projector + LLM on single-turn conversations with the fine-tuning code.
+   conversations (one token per box coordinate 0.0 … 1.0), and train projector + LLM on single- and
+   multi-turn conversations with the fine-tuning code.
 
 Training a LLaVA end to end from random weights on a CPU learns the answer format but ignores the
 picture (platform facts); the two stages are what make it look.
@@ -33,14 +37,26 @@ FR = ("FR-I", "FR-II")
 BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY", "FR-I", "FR-II")
 
 
+# (scene, survey preset, cutout size in px, number of images): what a person may select in glue
+SIM_SETS = (
+    ("field", "lotss", 64, 500), ("field", "lotss", 32, 120), ("field", "lotss", 128, 300),
+    ("field", "lotss", 256, 200), ("field", "lotss", 512, 60), ("field", "first", 96, 160),
+    ("field", "first", 256, 120), ("field", "emu", 64, 120), ("field", "emu", 192, 120),
+    ("source", "lotss", 64, 300), ("source", "first", 128, 120),
+    ("galaxy", "lotss", 64, 200), ("galaxy", "first", 96, 120), ("galaxy", "emu", 128, 80),
+)
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str = "nano"
     seed: int = 20261128
-    n_images: int = 2400
+    sim_sets: tuple = SIM_SETS
+    real_limit: int | None = None        # real galaxies used (None: all of train_real)
+    real_val_fraction: float = 0.1       # of the sky groups of real galaxies, held out
     image_size: int = 64
-    patch_size: int = 16                 # 4 × 4 patches per view: short sequences on a CPU
-    scenes: tuple = ("field", "field", "source", "galaxy")   # the mix of simulated scenes
+    patch_size: int = 8                  # 8 × 8 patches per view
+    coordinate_tokens: bool = True       # one token per box coordinate value
     vision_hidden: int = 192
     vision_layers: int = 4
     vision_heads: int = 4
@@ -48,22 +64,28 @@ class Recipe:
     text_layers: int = 3
     text_heads: int = 4
     vocab_size: int = 1200
-    stage1_steps: int = 2000
+    stage1_steps: int = 6000
     stage1_batch: int = 32
     stage1_lr: float = 1e-3
-    stage2_steps: int = 3000
+    stage2_steps: int = 4500
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
     val_fraction: float = 0.05
-    long_prompt_keep: float = 0.4         # share of the long-context questions (B1, B2, B5) kept
-    negative_box_keep: float = 1.0        # share of "no such source" box answers kept (they are ~70 %)
+    long_prompt_keep: float = 0.4         # share of the simulated long-context questions (B1, B2, B5) kept
+    negative_box_keep: float = 0.3        # share of "no such source" box answers kept (they are ~70 %)
+    multi_turn: float = 0.3               # share of conversations trained as 2–4 turns instead of singles
+    rare_repeat: int = 2                  # records answering a rare class or with boxes, repeated
 
 
 NANO = Recipe()
-NANO_QUICK = replace(NANO, n_images=120, vision_hidden=64, vision_layers=2, vision_heads=2, text_hidden=128,
-                     text_layers=2, text_heads=4, vocab_size=900, stage1_steps=150, stage1_batch=32,
-                     stage2_steps=240, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
+NANO_QUICK = replace(NANO, sim_sets=(("field", "lotss", 64, 40), ("field", "first", 128, 20),
+                                     ("source", "lotss", 64, 20), ("galaxy", "lotss", 64, 20)),
+                     real_limit=40, vision_hidden=64, vision_layers=2, vision_heads=2, text_hidden=128,
+                     text_layers=2, text_heads=4, vocab_size=900, stage1_steps=120, stage1_batch=32,
+                     stage2_steps=160, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
 RECIPES = {"nano": NANO}
+# answers the simulator and the real data hold rarely; balanced sampling repeats their records
+RARE = ("DIFFUSE", "ARTIFACT", "PECULIAR", "FR-I", "FILAMENT")
 
 
 def _log(msg: str) -> None:
@@ -71,67 +93,106 @@ def _log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------- data
-def make_data(recipe: Recipe, work: Path) -> tuple[Path, Path]:
-    """Simulate the scenes and build the conversations; returns (simulation folders, dataset JSON)."""
+def _set_name(scene: str, survey: str, size: int) -> str:
+    return f"{scene}-{survey}-{size}"
+
+
+def make_data(recipe: Recipe, work: Path, real_root: Path | None = None) -> tuple[Path, Path]:
+    """Simulate the scenes, read the real galaxies and build the conversations (each step skipped
+    when its output is already there, so an interrupted run resumes); returns (sims, data)."""
     from .datasets import BuildOptions, build_dataset
     from .simulate import config_for, write_simulation
 
     sims = work / "sim"
-    per_scene: dict[str, int] = {}
-    for scene in recipe.scenes:
-        per_scene[scene] = per_scene.get(scene, 0) + recipe.n_images // len(recipe.scenes)
-    folders = []
-    for k, (scene, n) in enumerate(per_scene.items()):
-        folder = sims / scene
-        if not (folder / "objects.json").is_file():
-            write_simulation(folder, n, seed=recipe.seed + k, cfg=config_for(recipe.image_size, scene),
-                             progress=False, overwrite=True)
-        folders.append(folder)
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for folder in folders:
-        out = data / f"{folder.name}.json"
+    inputs = []
+    for k, (scene, survey, size, n) in enumerate(recipe.sim_sets):
+        folder = sims / _set_name(scene, survey, size)
+        if not (folder / "objects.json").is_file():
+            write_simulation(folder, n, seed=recipe.seed + k, cfg=config_for(size, scene, survey),
+                             progress=False, overwrite=True)
+        inputs.append(("sim", folder, data / f"{folder.name}.json", "auto"))
+    if real_root is not None:
+        from .real_galaxies import read_train_real, write_references
+
+        refs = data / "real_val.reference.json"
+        if not refs.is_file():
+            rows = read_train_real(real_root, recipe.real_limit, recipe.seed)
+            write_references(rows, data, recipe.real_val_fraction, recipe.seed)
+        for name in ("real_train", "real_val"):
+            inputs.append(("labels", data / f"{name}.reference.json", data / f"{name}.json", "fr"))
+    for kind, source, out, scheme in inputs:
         if not out.is_file():
-            build_dataset(BuildOptions(kind="sim", input=str(folder), out=str(out), seed=recipe.seed,
-                                       progress=False), log=lambda m: None)
+            build_dataset(BuildOptions(kind=kind, input=str(source), out=str(out), seed=recipe.seed,
+                                       scheme=scheme, progress=False), log=lambda m: None)
     return sims, data
 
 
-def _truth_targets(truth: dict, size: int, grid: int):
-    """Image-level and per-patch targets from the simulator's truth of one image."""
+def real_data_root() -> Path | None:
+    """``shared/data/train_real`` when present (the recipe then trains on real galaxies too)."""
+    from glue_radiollava.core.files import data_root
+
+    from .real_galaxies import FOLDER
+
+    try:
+        root = data_root() / FOLDER
+    except RadioLlavaError:
+        return None
+    return root if (root / "labels.csv").is_file() else None
+
+
+DENSE = ("objectness", "dx", "dy", "log w", "log h", "cx", "cy", "w", "h")   # the dense head's channels
+
+
+def _truth_targets(truth: dict, grid: int):
+    """Image-level and per-patch targets from the simulator's truth of one image.
+
+    Per box class and patch: is a box centred here; its centre inside the patch; its log size; and
+    its absolute centre and size as fractions of the picture (what the LLM writes). Positions are
+    normalised by the image's own size, so cutouts of every size mix."""
     import numpy as np
 
     labels = np.array([label in truth["labels"] for label in MULTILABELS], np.float32)
     pec = PECULIARITY.index(truth["peculiarity"]) if truth.get("peculiarity") in PECULIARITY else -100
     smorph = SMORPH.index(truth["smorph"]) if truth.get("smorph") in SMORPH else -100
     fr = FR.index(truth["fr_class"]) if truth.get("fr_class") in FR else -100
-    dense = np.zeros((len(BOX_CLASSES), 5, grid, grid), np.float32)      # objectness, dx, dy, log w, log h
-    cell = size / grid
+    dense = np.zeros((len(BOX_CLASSES), len(DENSE), grid, grid), np.float32)
+    height, width = truth["shape"]
     for obj in truth["objects"]:
         classes = {obj["class"]} | ({"RADIO-GALAXY"} if obj.get("radio_galaxy") else set())
         if obj.get("fr_class") in FR:
             classes.add(obj["fr_class"])
         X0, Y0, X1, Y1 = obj["pixel_box"]
         # the radio-llava picture is the FITS array, row 0 at the top: picture px = FITS px + 0.5
-        cx, cy, w, h = (X0 + X1) / 2 + 0.5, (Y0 + Y1) / 2 + 0.5, X1 - X0, Y1 - Y0
-        gx, gy = min(int(cx // cell), grid - 1), min(int(cy // cell), grid - 1)
+        u, v = ((X0 + X1) / 2 + 0.5) / width, ((Y0 + Y1) / 2 + 0.5) / height
+        w, h = max(X1 - X0, 1) / width, max(Y1 - Y0, 1) / height
+        gx, gy = min(max(int(u * grid), 0), grid - 1), min(max(int(v * grid), 0), grid - 1)
         for c in classes:
             if c in BOX_CLASSES:
-                k = BOX_CLASSES.index(c)
-                dense[k, :, gy, gx] = (1.0, cx / cell - gx, cy / cell - gy, math.log(max(w, 1) / size),
-                                       math.log(max(h, 1) / size))
-    return labels, pec, smorph, fr, dense
+                dense[BOX_CLASSES.index(c), :, gy, gx] = (1.0, u * grid - gx, v * grid - gy, math.log(w),
+                                                          math.log(h), u, v, w, h)
+    return labels, pec, smorph, fr, dense, 1.0
 
 
-def load_stage1(sims: Path, data: Path, recipe: Recipe, image_processor):
-    """Pictures (as the processor normalises them) and targets, for every simulated image."""
+def _real_targets(label: str, grid: int):
+    """A real galaxy: only its FR class is known (the other targets are masked)."""
+    import numpy as np
+
+    return (np.zeros(len(MULTILABELS), np.float32), -100, -100, FR.index(label),
+            np.zeros((len(BOX_CLASSES), len(DENSE), grid, grid), np.float32), 0.0)
+
+
+def load_stage1(sims: Path, data: Path, recipe: Recipe, image_processor, real: str = "real_train"):
+    """Pictures (as the processor normalises them) and targets: every simulated image, and the
+    real galaxies of the ``real`` dataset when there is one. The last target says "simulated"."""
     import numpy as np
     import torch
     from PIL import Image
 
     grid = recipe.image_size // recipe.patch_size
     pixels, targets = [], []
-    for folder in sorted(p for p in sims.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in sims.iterdir() if p.is_dir()) if real == "real_train" else []:
         objects = json.loads((folder / "objects.json").read_text())["images"]
         pictures = data / f"{folder.name}_images"
         for truth in objects:
@@ -139,13 +200,23 @@ def load_stage1(sims: Path, data: Path, recipe: Recipe, image_processor):
             if not png.is_file():
                 continue
             with Image.open(png) as im:
-                pixels.append(np.asarray(im.convert("RGB")))
-            targets.append(_truth_targets(truth, recipe.image_size, grid))
-    batch = image_processor(images=[Image.fromarray(p) for p in pixels], return_tensors="pt")["pixel_values"]
+                pixels.append(im.convert("RGB"))
+            targets.append(_truth_targets(truth, grid))
+    ref = data / f"{real}.reference.json"
+    if ref.is_file():
+        for item in json.loads(ref.read_text())["data"]:
+            png = data / f"{real}_images" / f"{item['sname']}.png"
+            if png.is_file():
+                with Image.open(png) as im:
+                    pixels.append(im.convert("RGB"))
+                targets.append(_real_targets(item["label"], grid))
+    if not pixels:
+        return None
+    batch = image_processor(images=pixels, return_tensors="pt")["pixel_values"]
     values = batch[:, 0] if batch.ndim == 5 else batch             # LLaVA-OneVision: the base view
     cols = list(zip(*targets))
     return (values, torch.tensor(np.stack(cols[0])), torch.tensor(cols[1]), torch.tensor(cols[2]),
-            torch.tensor(cols[3]), torch.tensor(np.stack(cols[4])))
+            torch.tensor(cols[3]), torch.tensor(np.stack(cols[4])), torch.tensor(cols[5]))
 
 
 class _Stage1(object):
@@ -164,7 +235,7 @@ class _Stage1(object):
                 self.pec = torch.nn.Linear(d, len(PECULIARITY))
                 self.smorph = torch.nn.Linear(d, len(SMORPH))
                 self.fr = torch.nn.Linear(d, len(FR))
-                self.dense = torch.nn.Linear(d, n_dense * 5)
+                self.dense = torch.nn.Linear(d, n_dense * len(DENSE))
 
             def forward(self, pixel_values):
                 # what LLaVA-OneVision feeds its projector: the last layer, before post_layernorm
@@ -172,10 +243,23 @@ class _Stage1(object):
                 pooled = hidden.mean(1)
                 b, n, _ = hidden.shape
                 g = int(math.isqrt(n))
-                dense = self.dense(hidden).view(b, g, g, -1, 5).permute(0, 3, 4, 1, 2)
+                dense = self.dense(hidden).view(b, g, g, -1, len(DENSE)).permute(0, 3, 4, 1, 2)
                 return self.labels(pooled), self.pec(pooled), self.smorph(pooled), self.fr(pooled), dense
 
         return Stage1()
+
+
+def _rotate_flip(values, is_sim, generator):
+    """Real galaxies turned by a random multiple of 90° and mirrored half the time (FR class does
+    not depend on orientation); simulated pictures keep theirs (their boxes would move)."""
+    import torch
+
+    out = values.clone()
+    for i in torch.nonzero(is_sim < 0.5).flatten().tolist():
+        k = int(torch.randint(4, (1,), generator=generator))
+        x = torch.rot90(values[i], k, (1, 2))
+        out[i] = torch.flip(x, (2,)) if torch.rand(1, generator=generator) < 0.5 else x
+    return out
 
 
 def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_log):
@@ -185,11 +269,12 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
     from transformers import SiglipVisionConfig
 
     torch.manual_seed(recipe.seed)
-    values, labels, pec, smorph, fr, dense = load_stage1(sims, data, recipe, image_processor)
+    values, labels, pec, smorph, fr, dense, is_sim = load_stage1(sims, data, recipe, image_processor)
     n = len(values)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(recipe.seed))
-    n_val = max(1, int(n * recipe.val_fraction))
-    val, tr = order[:n_val], order[n_val:]
+    sim_idx = order[is_sim[order] > 0.5]
+    n_val = max(1, int(len(sim_idx) * recipe.val_fraction))
+    val, tr = sim_idx[:n_val], torch.cat([sim_idx[n_val:], order[is_sim[order] < 0.5]])
     config = SiglipVisionConfig(hidden_size=recipe.vision_hidden, intermediate_size=2 * recipe.vision_hidden,
                                 num_hidden_layers=recipe.vision_layers, num_attention_heads=recipe.vision_heads,
                                 image_size=recipe.image_size, patch_size=recipe.patch_size, vision_use_head=False)
@@ -198,19 +283,22 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.stage1_lr, total_steps=recipe.stage1_steps,
                                                 pct_start=0.1)
 
-    def losses(idx):
-        out = model(values[idx])
-        obj_target = dense[idx][:, :, 0]
-        loss = (F.binary_cross_entropy_with_logits(out[0], labels[idx])
-                + F.cross_entropy(out[1], pec[idx], ignore_index=-100)
-                + (F.cross_entropy(out[2], smorph[idx], ignore_index=-100) if (smorph[idx] >= 0).any() else 0)
-                + (F.cross_entropy(out[3], fr[idx], ignore_index=-100) if (fr[idx] >= 0).any() else 0)
-                + 2 * F.binary_cross_entropy_with_logits(out[4][:, :, 0], obj_target,
-                                                         pos_weight=torch.tensor(10.0)))
-        mask = obj_target > 0
-        if mask.any():
-            reg = (out[4][:, :, 1:] - dense[idx][:, :, 1:]).pow(2).sum(2)
-            loss = loss + 2 * reg[mask].mean()
+    def losses(x, idx):
+        out = model(x)
+        sim = is_sim[idx] > 0.5
+        loss = F.cross_entropy(out[3], fr[idx], ignore_index=-100) if (fr[idx] >= 0).any() else 0
+        if sim.any():
+            obj_target = dense[idx][sim][:, :, 0]
+            loss = (loss + F.binary_cross_entropy_with_logits(out[0][sim], labels[idx][sim])
+                    + F.cross_entropy(out[1][sim], pec[idx][sim])
+                    + (F.cross_entropy(out[2], smorph[idx], ignore_index=-100) if (smorph[idx] >= 0).any() else 0)
+                    + 2 * F.binary_cross_entropy_with_logits(out[4][sim][:, :, 0], obj_target,
+                                                             pos_weight=torch.tensor(10.0)))
+            mask = obj_target > 0
+            if mask.any():
+                reg = (out[4][sim][:, :, 1:] - dense[idx][sim][:, :, 1:]).pow(2)
+                reg = reg[:, :, :4].sum(2) + 10 * reg[:, :, 4:].sum(2)    # absolute values in picture units
+                loss = loss + 2 * reg[mask].mean()
         return loss, out
 
     g = torch.Generator().manual_seed(recipe.seed + 1)
@@ -218,34 +306,41 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
     start = time.perf_counter()
     for step in range(recipe.stage1_steps):
         idx = tr[torch.randint(len(tr), (recipe.stage1_batch,), generator=g)]
-        loss, _ = losses(idx)
+        loss, _ = losses(_rotate_flip(values[idx], is_sim[idx], g), idx)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % max(1, recipe.stage1_steps // 10) == 0 or step == recipe.stage1_steps - 1:
-            log(f"stage 1 step {step + 1}/{recipe.stage1_steps} loss {loss.item():.3f}")
+            log(f"stage 1 step {step + 1}/{recipe.stage1_steps} loss {float(loss):.3f}")
     model.eval()
     with torch.no_grad():
-        loss, out = losses(val)
+        loss, out = losses(values[val], val)
         exact = ((out[0] > 0) == (labels[val] > 0.5)).all(1).float().mean()
         pec_acc = (out[1].argmax(1) == pec[val]).float().mean()
-    scores = {"val_loss": float(loss), "labels_exact_set": float(exact), "peculiarity_acc": float(pec_acc),
-              "steps": recipe.stage1_steps, "seconds": round(time.perf_counter() - start, 1)}
+        scores = {"val_loss": float(loss), "labels_exact_set": float(exact), "peculiarity_acc": float(pec_acc)}
+        real_val = load_stage1(sims, data, recipe, image_processor, real="real_val")
+        if real_val is not None:
+            pred = model(real_val[0])[3].argmax(1)
+            scores["real_fr_acc"] = float((pred == real_val[4]).float().mean())
+            scores["real_val_images"] = len(pred)
+    scores.update(steps=recipe.stage1_steps, seconds=round(time.perf_counter() - start, 1))
     log(f"stage 1 done: {scores}")
     return model.tower.state_dict(), scores
 
 
-def _cached_stage1(recipe: Recipe, work: Path, run):
+def _cached_stage1(recipe: Recipe, work: Path, real: bool, run):
     """Stage 1 depends on the data and the vision tower only: keep its result in the work folder,
     so that rerunning the recipe with other stage-2 settings does not train it again."""
     import torch
 
-    key = {k: v for k, v in asdict(recipe).items() if k in ("seed", "n_images", "image_size", "patch_size",
-                                                             "scenes", "vision_hidden", "vision_layers",
+    key = {k: v for k, v in asdict(recipe).items() if k in ("seed", "sim_sets", "real_limit", "image_size",
+                                                             "patch_size", "real_val_fraction",
+                                                             "vision_hidden", "vision_layers",
                                                              "vision_heads", "stage1_steps", "stage1_batch",
                                                              "stage1_lr", "val_fraction")}
+    key["real"] = real
     path = work / "stage1.pt"
     if path.is_file():
         saved = torch.load(path, weights_only=True)
@@ -257,42 +352,75 @@ def _cached_stage1(recipe: Recipe, work: Path, run):
 
 
 # ---------------------------------------------------------------------------- stage 2
-def single_turn(data: Path, out: Path, seed: int, val_fraction: float, long_keep: float = 1.0,
-                negative_box_keep: float = 1.0) -> tuple[Path, Path, list[str]]:
-    """Every question of every image as its own record (short sequences train fast); corpus text.
+def _is_long(question: str) -> bool:
+    return question.startswith("### Context")
 
-    Questions with a long context (the B1, B2, B5 prompts: ~300 tokens against ~40 for the others)
-    cost most of a CPU's time; only ``long_keep`` of them are kept. Most box questions of a cutout
-    ask for a class it does not hold; only ``negative_box_keep`` of those negative answers are kept,
-    so that the model sees boxes more often than refusals."""
-    rng = random.Random(seed)
-    records, corpus = [], []
+
+def _is_negative_box(question: str, answer: str) -> bool:
+    return "bounding box" in question and not answer.lstrip().startswith("[")
+
+
+def _is_rare(answer: str) -> bool:
+    return answer.lstrip().startswith("[") or any(c in answer for c in RARE)
+
+
+def _record(rid: str, image: str, pairs) -> dict:
+    conv = []
+    for i, (q, a) in enumerate(pairs):
+        conv += [{"from": "human", "value": ("<image>\n" if i == 0 else "") + q}, {"from": "gpt", "value": a}]
+    return {"id": rid, "image": image, "conversations": conv}
+
+
+def conversations(data: Path, out: Path, recipe: Recipe) -> tuple[Path, Path, list[str]]:
+    """Stage-2 records from the built datasets; returns (train JSON, validation JSON, corpus text).
+
+    - Questions with a long context (the simulated B1, B2, B5 prompts: ~300 tokens against ~40)
+      cost most of a CPU's time; ``long_prompt_keep`` of them are kept (real galaxies keep all).
+    - Most box questions ask for a class the cutout does not hold; ``negative_box_keep`` of those
+      "no such source" answers are kept, so boxes are seen more often than refusals.
+    - ``multi_turn`` of the conversations are cut into runs of 2–4 questions (a long one only last),
+      the rest into single questions: a follow-up must not spoil an answer.
+    - Records answering a rare class or with boxes are repeated ``rare_repeat`` times.
+    The validation records are the real galaxies held out by sky position and a share of the
+    simulated images."""
+    rng = random.Random(recipe.seed)
+    train, val, corpus = [], [], []
     for path in sorted(data.glob("*.json")):
-        if path.name.endswith(".meta.json") or path.name.startswith("single"):
+        if path.name.endswith((".meta.json", ".reference.json")) or path.name.startswith("stage2"):
             continue
+        real = path.stem.startswith("real")
         for rec in json.loads(path.read_text()):
             conv = rec["conversations"]
-            for i in range(0, len(conv), 2):
-                q = conv[i]["value"].replace("<image>\n", "")
-                a = conv[i + 1]["value"]
-                corpus += [q, a]
-                if q.startswith("### Context") and rng.random() > long_keep:
-                    continue
-                if "bounding box" in q and not a.lstrip().startswith("[") and rng.random() > negative_box_keep:
-                    continue
-                records.append({"id": f"{rec['id']}-{i // 2}", "image": f"{path.stem}_images/" +
-                                Path(rec["image"]).name,
-                                "conversations": [{"from": "human", "value": "<image>\n" + q},
-                                                  {"from": "gpt", "value": a}]})
-    images = sorted({r["image"] for r in records})
-    rng.shuffle(images)
-    held = set(images[:max(1, int(len(images) * val_fraction))])
-    train = [r for r in records if r["image"] not in held]
-    val = [r for r in records if r["image"] in held][:400]
+            pairs = [(conv[i]["value"].replace("<image>\n", ""), conv[i + 1]["value"]) for i in range(0, len(conv), 2)]
+            corpus += [t for pair in pairs for t in pair]
+            pairs = [(q, a) for q, a in pairs
+                     if (real or not _is_long(q) or rng.random() < recipe.long_prompt_keep)
+                     and (not _is_negative_box(q, a) or rng.random() < recipe.negative_box_keep)]
+            image = f"{path.stem}_images/" + Path(rec["image"]).name
+            held = path.stem == "real_val" or (not real and rng.random() < recipe.val_fraction)
+            if held:
+                val += [_record(f"{rec['id']}-{k}", image, [p]) for k, p in enumerate(pairs)]
+                continue
+            short, long = [p for p in pairs if not _is_long(p[0])], [p for p in pairs if _is_long(p[0])]
+            groups = []
+            if len(pairs) >= 2 and rng.random() < recipe.multi_turn:
+                rng.shuffle(short)
+                while short:
+                    n = rng.randint(1, 3)
+                    groups.append(short[:n])
+                    short = short[n:]
+                for p in long:
+                    groups.append((rng.choice(groups) if groups and rng.random() < 0.5 else []) + [p])
+            else:
+                groups = [[p] for p in short + long]
+            for k, group in enumerate(groups):
+                repeat = recipe.rare_repeat if any(_is_rare(a) for _, a in group) else 1
+                train += [_record(f"{rec['id']}-{k}", image, group)] * repeat
     rng.shuffle(train)
-    (out / "single_train.json").write_text(json.dumps(train))
-    (out / "single_val.json").write_text(json.dumps(val))
-    return out / "single_train.json", out / "single_val.json", corpus
+    rng.shuffle(val)
+    (out / "stage2_train.json").write_text(json.dumps(train))
+    (out / "stage2_val.json").write_text(json.dumps(val[:400]))
+    return out / "stage2_train.json", out / "stage2_val.json", corpus
 
 
 def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None = None,
@@ -317,11 +445,13 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
     torch.manual_seed(recipe.seed)
     started = time.perf_counter()
     log(f"recipe {name}{' (quick)' if quick else ''}: {asdict(recipe)}")
-    sims, data = make_data(recipe, work)
+    real_root = real_data_root()
+    if real_root is None:
+        log("shared/data/train_real is absent: training on simulated data only")
+    sims, data = make_data(recipe, work, real_root)
     log("data ready")
-    train_json, val_json, corpus = single_turn(data, data, recipe.seed, recipe.val_fraction,
-                                               recipe.long_prompt_keep, recipe.negative_box_keep)
-    tokenizer = build_tokenizer(recipe.vocab_size, corpus=corpus)
+    train_json, val_json, corpus = conversations(data, data, recipe)
+    tokenizer = build_tokenizer(recipe.vocab_size, corpus=corpus, coordinate_tokens=recipe.coordinate_tokens)
     # an untrained model folder gives the exact image processor the final model uses
     scaffold = build_tiny(work / "scaffold", seed=recipe.seed, image_size=recipe.image_size,
                           patch_size=recipe.patch_size, hidden=recipe.vision_hidden, layers=recipe.vision_layers,
@@ -330,33 +460,39 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
     from glue_radiollava.core.models import FAMILIES, load_processor
 
     processor = load_processor(scaffold, FAMILIES["llava_onevision"])
-    vision_state, stage1 = _cached_stage1(recipe, work, lambda: train_vision(recipe, sims, data,
-                                                                              processor.image_processor, log))
+    vision_state, stage1 = _cached_stage1(recipe, work, real_root is not None,
+                                          lambda: train_vision(recipe, sims, data, processor.image_processor, log))
     base = build_tiny(work / "stage2-base", seed=recipe.seed, image_size=recipe.image_size,
                       patch_size=recipe.patch_size, hidden=recipe.vision_hidden, layers=recipe.vision_layers,
                       vision_heads=recipe.vision_heads, text_hidden=recipe.text_hidden,
                       text_layers=recipe.text_layers, text_heads=recipe.text_heads, tokenizer=tokenizer,
                       vision_state=vision_state)
     stage2_dir = work / "stage2"
-    if stage2_dir.exists():
+    # an interrupted stage 2 resumes from its last checkpoint when the recipe and the data are the same
+    key = json.dumps({"recipe": asdict(recipe), "records": train_json.stat().st_size, "real": real_root is not None},
+                     sort_keys=True, default=str)
+    key_file = work / "stage2.key"
+    resume = (stage2_dir / "checkpoints").is_dir() and key_file.is_file() and key_file.read_text() == key
+    if stage2_dir.exists() and not resume:
         shutil.rmtree(stage2_dir)
+    key_file.write_text(key)
     config = load_config(None, dict(
         base=str(base), data=str(train_json), val_data=str(val_json), out=str(stage2_dir), method="full",
         freeze_vision=True, max_steps=recipe.stage2_steps, per_device_batch_size=recipe.stage2_batch,
         gradient_accumulation_steps=1, learning_rate=recipe.stage2_lr, lr_scheduler="cosine", warmup_ratio=0.03,
         weight_decay=0.0, gradient_checkpointing=False, logging_steps=max(1, recipe.stage2_steps // 50),
         eval_steps=max(1, recipe.stage2_steps // 5), save_steps=max(1, recipe.stage2_steps // 5),
-        save_total_limit=1, seed=recipe.seed, bf16="false", group_by_length=True))
-    log(f"stage 2: {len(json.loads(train_json.read_text()))} single-turn records")
+        save_total_limit=1, seed=recipe.seed, bf16="false", group_by_length=True, resume=resume))
+    log(f"stage 2: {len(json.loads(train_json.read_text()))} records{' (resumed)' if resume else ''}")
     train(config)
     card = json.loads((stage2_dir / "training_card.json").read_text())
-    _ship(stage2_dir, out, recipe, name, quick, stage1, card, time.perf_counter() - started)
+    _ship(stage2_dir, out, recipe, name, quick, stage1, card, time.perf_counter() - started, real_root is not None)
     log(f"wrote {out} in {(time.perf_counter() - started) / 60:.1f} min")
     return out
 
 
 def _ship(stage2: Path, out: Path, recipe: Recipe, name: str, quick: bool, stage1: dict, card: dict,
-          seconds: float) -> None:
+          seconds: float, real: bool) -> None:
     """fp16 weights in the HF layout, processor, profile and a card with the recipe."""
     import torch
     from transformers import AutoModelForImageTextToText
@@ -373,6 +509,7 @@ def _ship(stage2: Path, out: Path, recipe: Recipe, name: str, quick: bool, stage
     command = f"radiollava train recipe {name} --out DIR" + (" --quick" if quick else "") + \
         (f" --seed {recipe.seed}" if recipe.seed != NANO.seed else "")
     recipe_card = {"name": name, "quick": quick, "command": command, "recipe": asdict(recipe),
+                   "real_data": real,
                    "stage1": stage1, "stage2": {k: card.get(k) for k in ("train_loss", "final_eval_loss", "steps",
                                                                          "parameters", "trainable", "minutes")},
                    "minutes": round(seconds / 60, 1), "dtype": "float16",

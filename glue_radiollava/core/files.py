@@ -1,5 +1,5 @@
 """Writing files so that nothing is ever half-written: a temporary file in the same folder, then a
-rename (atomic on POSIX and Windows). Every writer of the project goes through here."""
+rename (atomic on POSIX and Windows). Every writer of the project goes through here. Also where the shared data folder is."""
 
 from __future__ import annotations
 
@@ -33,3 +33,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The shared data folder: ``root``, else $RADIOLLAVA_DATA, else ``../shared/data`` beside the repo."""
+    if root:
+        path = Path(root).expanduser()
+    elif os.environ.get("RADIOLLAVA_DATA"):
+        path = Path(os.environ["RADIOLLAVA_DATA"]).expanduser()
+    else:
+        path = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    if not path.is_dir():
+        raise RadioLlavaError(f"the shared data folder {path} does not exist; pass --data-root DIR "
+                              "or set RADIOLLAVA_DATA to the folder holding mirabest_first/, frdeep/ …")
+    return path

@@ -298,6 +298,11 @@ def parse_boxes(
     return ParsedAnswer("boxes", text, boxes=tuple(boxes), problem=problem, convention=convention)
 
 
+# Every value format_yolo_boxes writes for a box inside the picture ("0.0", "0.01", …, "0.1", …, "1.0").
+# A tokenizer may hold each as one token (nano does): a coordinate is then one choice among 101.
+COORDINATE_STRINGS = tuple(repr(round(k / 100, 2) + 0.0) for k in range(101))
+
+
 def format_yolo_boxes(boxes: Iterable[PictureBox | Sequence[float]]) -> str:
     """Write boxes as radio-llava training text: ``[0.45, 0.32, 0.05, 0.04], [...]``."""
     groups = []

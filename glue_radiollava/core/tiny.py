@@ -8,6 +8,7 @@ quantize has at least 64 input features (smaller ones crash 4-bit kernels on CPU
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>", "<pad>"]
@@ -49,9 +50,15 @@ def _corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
-    """A byte-level BPE tokenizer trained in-process (on ``corpus`` plus the task catalogue)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None, coordinate_tokens: bool = False):
+    """A byte-level BPE tokenizer trained in-process (on ``corpus`` plus the task catalogue).
+
+    With ``coordinate_tokens`` every box value the radio-llava text convention writes ("0.0" … "1.0",
+    ``parsing.COORDINATE_STRINGS``) is one added token; the longest match wins, so "0.11" is one
+    token, not "0.1" + "1", and decoding returns the text unchanged."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from .parsing import COORDINATE_STRINGS
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -61,6 +68,8 @@ def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(_corpus() * 4 + list(corpus or []), trainer=trainer)
+    if coordinate_tokens:
+        tok.add_tokens([AddedToken(s, single_word=False, normalized=False) for s in COORDINATE_STRINGS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None,
@@ -69,6 +78,34 @@ def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None):
         padding_side="left",
     )
     return fast
+
+
+def coordinate_token_ids(tokenizer) -> list[int] | None:
+    """The ids of the 101 coordinate tokens, in value order; None when the tokenizer has none."""
+    from .parsing import COORDINATE_STRINGS
+
+    vocab = tokenizer.get_vocab()
+    ids = [vocab.get(s) for s in COORDINATE_STRINGS]
+    return None if None in ids else ids
+
+
+def _init_coordinate_rows(model, tokenizer) -> None:
+    """Coordinate tokens start from a sinusoidal code of their value (input and output rows), so
+    neighbouring values start alike and the model need not learn their order from scratch."""
+    import torch
+
+    ids = coordinate_token_ids(tokenizer)
+    if ids is None:
+        return
+    values = torch.linspace(0, 1, len(ids))[:, None]
+    for matrix in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+        d = matrix.shape[1]
+        freq = torch.logspace(0, math.log10(60), d // 2)[None, :] * math.pi
+        code = torch.cat([torch.sin(values * freq), torch.cos(values * freq)], 1)
+        if code.shape[1] < d:
+            code = torch.cat([code, torch.zeros(len(ids), d - code.shape[1])], 1)
+        with torch.no_grad():
+            matrix[ids] = code * matrix.std() * 1.0
 
 
 def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
@@ -112,6 +149,7 @@ def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_si
     config.eos_token_id = tokenizer.eos_token_id
     config.pad_token_id = tokenizer.pad_token_id
     model = LlavaOnevisionForConditionalGeneration(config).eval()
+    _init_coordinate_rows(model, tokenizer)
     if vision_state is not None:
         model.model.vision_tower.load_state_dict(vision_state)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
