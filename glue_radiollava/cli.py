@@ -51,6 +51,18 @@ def cutout_from_args(args, image=None):
     return image.cutout_region(args.region)
 
 
+def check_output_args(args, *flags: str, allow_existing: bool = False) -> None:
+    """The outputs named by ``flags`` (argparse dests) checked against the inputs and each other,
+    before anything is loaded (``core.files.check_outputs``)."""
+    from .core.files import check_outputs
+
+    outputs = {"--" + f.replace("_", "-"): getattr(args, f, None) for f in flags}
+    if getattr(args, "regions_out", None) and "regions_out" in flags and args.command == "regions":
+        outputs = {("--out" if k == "--regions-out" else k): v for k, v in outputs.items()}
+    inputs = [getattr(args, name, None) for name in ("image", "region")]
+    check_outputs(outputs, inputs, overwrite=allow_existing or getattr(args, "overwrite", False))
+
+
 def _write_outputs(args, boxes, wcs) -> list[str]:
     from .core.skyregions import write_catalogue, write_regions
 
@@ -74,6 +86,7 @@ def cmd_ask(args) -> int:
         from .core.tasks import get_task
 
         get_task(args.task)  # an unknown task fails before the model loads
+    check_output_args(args, "regions_out", "catalogue_out")
     from .core.models import quiet_transformers
 
     quiet_transformers()
@@ -106,6 +119,7 @@ def cmd_regions(args) -> int:
     from .core.profiles import get_profile, render
     from .core.skyregions import map_boxes
 
+    check_output_args(args, "regions_out", "catalogue_out")
     cutout = cutout_from_args(args)
     view = render(cutout, get_profile(args.profile))
     parsed = parse_boxes(args.boxes, args.convention, picture_size=view.picture.size, label=args.label)
@@ -184,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy decoding")
     p.add_argument("--regions-out", help="write the boxes as sky regions (.reg DS9, .crtf, .fits)")
     p.add_argument("--catalogue-out", help="write the boxes as a table (.ecsv, .csv, .fits)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_ask)
 
@@ -195,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="radio-llava", help="preprocessing profile the boxes refer to")
     p.add_argument("--out", dest="regions_out", help="region file (.reg, .crtf, .fits)")
     p.add_argument("--catalogue-out", help="table (.ecsv, .csv, .fits)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_regions)
 

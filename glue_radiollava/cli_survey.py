@@ -28,7 +28,7 @@ def _tiles(args, image):
 def cmd_scan(args) -> int:
     from tqdm import tqdm
 
-    from .cli import model_spec
+    from .cli import check_output_args, model_spec
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.processes import process_state
@@ -41,6 +41,8 @@ def cmd_scan(args) -> int:
     if args.regions_out and Path(args.regions_out).suffix.lower() not in REGION_FORMATS:
         raise RadioLlavaError(f"--regions-out {args.regions_out}: use .reg (DS9), .crtf or .fits")
     tasks = [t.name for t in box_tasks(args.task.split(","))]   # checked before the model loads
+    check_journal(journal_path(args.out), args.resume)        # an earlier scan: --resume, not --overwrite
+    check_output_args(args, "out", "regions_out", allow_existing=args.resume)   # --resume rewrites them
     image = _image(args)
     tiles, bounds, keep = _tiles(args, image)
     journal = journal_path(args.out)
@@ -119,6 +121,7 @@ def add_scan_parser(sub) -> None:
     p.add_argument("--out", required=True, help="catalogue: .ecsv (default choice), .csv or .fits")
     p.add_argument("--regions-out", help="sky regions: .reg (DS9), .crtf, or .fits (pixel shapes)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan (same settings)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_scan)
 
@@ -127,7 +130,7 @@ def add_scan_parser(sub) -> None:
 def cmd_similar(args) -> int:
     from tqdm import tqdm
 
-    from .cli import cutout_from_args, model_spec
+    from .cli import check_output_args, cutout_from_args, model_spec
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.scan import plan_tiles
@@ -138,6 +141,7 @@ def cmd_similar(args) -> int:
         boxes_format(args.out)               # a wrong suffix fails before the model loads
     except RadioLlavaError as exc:
         raise RadioLlavaError(f"--out {exc}") from None
+    check_output_args(args, "out")
     if args.text is not None:
         text_question(args.text)             # an empty description fails before the model loads
     image = _image(args)
@@ -191,6 +195,7 @@ def add_similar_parser(sub) -> None:
     p.add_argument("--cache-dir", help="where indexes are kept (default ~/.cache/glue-radiollava/index)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even when a cached one matches")
     p.add_argument("--out", required=True, help="regions (.reg DS9, .crtf) or a table (.ecsv, .csv, .fits)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_similar)
 

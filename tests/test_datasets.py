@@ -417,7 +417,13 @@ def test_dataset_commands(sim_dir, tmp_path, capsys):
     assert "turns:" in capsys.readouterr().out
     assert main(["dataset", "build", "--from", "nope", "x", "--out", str(out)]) == 1
     assert "unknown input kind" in capsys.readouterr().err
-    assert main(["dataset", "build", "--from", "mosaic", str(sim_dir), "--out", str(out)]) == 1
+    before = out.read_bytes()
+    assert main(["dataset", "build", "--from", "sim", str(sim_dir), "--out", str(out), "--limit", "2"]) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before   # never replaced unasked
+    assert main(["dataset", "build", "--from", "sim", str(sim_dir), "--out", str(out), "--limit", "2",
+                 "--overwrite", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 2
+    assert main(["dataset", "build", "--from", "mosaic", str(sim_dir), "--out", str(tmp_path / "m.json")]) == 1
     assert "--catalogue" in capsys.readouterr().err
     assert main(["dataset", "build", "--from", "sim", str(sim_dir), "--out", str(tmp_path / "x.txt")]) == 1
     assert main(["dataset", "stats", str(tmp_path / "none.json")]) == 1

@@ -44,7 +44,7 @@ def cmd_build(args) -> int:
                         overlap=args.overlap, box_classes=args.box_classes, box_scale=args.box_scale,
                         extended_beams=args.extended_beams,
                         augment=args.augment, augment_turns=args.augment_turns, temperature=args.temperature,
-                        limit=args.limit)
+                        limit=args.limit, overwrite=args.overwrite)
     if args.augment:
         from glue_radiollava.core.models import quiet_transformers
 
@@ -202,6 +202,7 @@ def add_subcommands(sub) -> None:
     b.add_argument("--augment-turns", type=int, default=3, help="generated pairs per image (default 3)")
     b.add_argument("--temperature", type=float, default=0.5, help="sampling temperature of --augment (0.5)")
     b.add_argument("--limit", type=int, help="stop after this many images")
+    b.add_argument("--overwrite", action="store_true", help="replace an earlier build at --out")
     b.add_argument("--json", action="store_true", help="print the report as one JSON object")
     b.set_defaults(func=cmd_build)
 

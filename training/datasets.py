@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.files import atomic_write, atomic_write_text
+from glue_radiollava.core.files import atomic_write, atomic_write_text, check_outputs
 from glue_radiollava.core.parsing import PictureBox
 
 from .qa import ImageFacts, Turn, augment_turns, default_turns, to_llava
@@ -255,6 +255,7 @@ class BuildOptions:
     augment_turns: int = 3
     temperature: float = 0.5
     limit: int | None = None
+    overwrite: bool = False               # replace an earlier build in ``out``
     progress: bool = True
 
 
@@ -277,11 +278,14 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
     out = Path(opts.out)
     if out.suffix.lower() != ".json":
         raise RadioLlavaError(f"--out {out}: give a .json file name")
-    if not out.parent.exists():
-        raise RadioLlavaError(f"--out {out}: folder {out.parent} does not exist")
+    pictures = out.parent / f"{out.stem}_images"
+    check_outputs({"--out": out, "--out (its .meta.json)": out.parent / f"{out.stem}.meta.json"},
+                  [opts.input, opts.catalogue], overwrite=opts.overwrite)
+    if pictures.is_dir() and any(pictures.iterdir()) and not opts.overwrite:
+        raise RadioLlavaError(f"--out {out}: its picture folder {pictures} is not empty; choose a new name "
+                              "or add --overwrite")
     profile = get_profile(opts.profile)
     fractions = parse_split(opts.split)
-    pictures = out.parent / f"{out.stem}_images"
     pictures.mkdir(exist_ok=True)
     assistant = None
     if isinstance(opts.augment, str) and opts.augment:

@@ -125,7 +125,7 @@ def make_data(recipe: Recipe, work: Path, real_root: Path | None = None) -> tupl
     for kind, source, out, scheme in inputs:
         if not out.is_file():
             build_dataset(BuildOptions(kind=kind, input=str(source), out=str(out), seed=recipe.seed,
-                                       scheme=scheme, progress=False), log=lambda m: None)
+                                       scheme=scheme, progress=False, overwrite=True), log=lambda m: None)
     return sims, data
 
 

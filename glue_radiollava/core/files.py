@@ -3,23 +3,76 @@ rename (atomic on POSIX and Windows). Every writer of the project goes through h
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from .errors import RadioLlavaError
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask, read once (setting it to read it is not safe while threads write)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: dict, inputs=(), overwrite: bool = False) -> None:
+    """Refuse, before any work is done: an output on an input (even with ``overwrite``), two outputs
+    on one path, and an existing file unless ``overwrite`` (astropy's convention).
+
+    ``outputs`` maps a flag name ("--out") to a path or None; ``inputs`` are the paths read."""
+    given = [(flag, Path(p)) for flag, p in outputs.items() if p]
+    for flag, path in given:
+        for source in inputs:
+            if source and _same(path, Path(source)):
+                raise RadioLlavaError(f"{flag} {path} is an input of this command; choose another output file")
+        if path.is_dir():
+            raise RadioLlavaError(f"{flag} {path} is a folder; give a file name")
+        if path.exists() and not overwrite:
+            raise RadioLlavaError(f"{flag} {path} exists; choose a new name or add --overwrite")
+        if not path.parent.is_dir():
+            raise RadioLlavaError(f"{flag} {path}: folder {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK):
+            raise RadioLlavaError(f"{flag} {path}: folder {path.parent} is not writable")
+    for i, (flag, path) in enumerate(given):
+        for other, second in given[i + 1:]:
+            if _same(path, second):
+                raise RadioLlavaError(f"{flag} and {other} name the same file {path}; give each its own")
+
+
 def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path``; on failure remove the temp file."""
+    """Call ``write(tmp_path)`` and rename the result to ``path``; on failure remove the temp file.
+
+    A symbolic link is written through (its target is replaced, the link stays); a replaced file
+    keeps its permissions, a new one gets the usual ones (0666 less the umask)."""
     path = Path(path)
-    if not path.parent.is_dir():
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
         raise RadioLlavaError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    if target.exists():
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    else:
+        mode = 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix or ".tmp")
+    except PermissionError:
+        raise RadioLlavaError(f"{path}: folder {target.parent} is not writable") from None
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

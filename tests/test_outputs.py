@@ -1,0 +1,64 @@
+"""Outputs never replace a file unasked, never an input, and two outputs never share a path; the
+check comes before any model loads. Replaced files keep their mode; links are written through."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from glue_radiollava.cli import main
+
+BOXES = "[0.5, 0.5, 0.2, 0.2]"
+
+
+@pytest.fixture()
+def mosaic(synthetic_fits):
+    return synthetic_fits()
+
+
+def _regions(mosaic, *extra):
+    return ["regions", str(mosaic), "--box", "50", "50", "150", "150", "--boxes", BOXES, *extra]
+
+
+@pytest.mark.parametrize("case, argv, word", [
+    ("output is the input", lambda m, t: _regions(m, "--out", str(m)), "input"),
+    ("output is the input, even with --overwrite", lambda m, t: _regions(m, "--out", str(m), "--overwrite"),
+     "input"),
+    ("existing region file", lambda m, t: _regions(m, "--out", str(t / "old.reg")), "--overwrite"),
+    ("two outputs on one path", lambda m, t: _regions(m, "--out", str(t / "new.ecsv"), "--catalogue-out",
+                                                      str(t / "new.ecsv")), "same file"),
+    ("ask: existing catalogue, refused before the model loads",
+     lambda m, t: ["ask", str(m), "--box", "50", "50", "150", "150", "--task", "boxes-compact", "--model",
+                   str(t / "no-such-model"), "--catalogue-out", str(t / "old.reg")], "--overwrite"),
+    ("scan: output is the input", lambda m, t: ["scan", str(m), "--task", "boxes-compact", "--model",
+                                                str(t / "no-such-model"), "--out", str(m)], "input"),
+    ("similar: existing output", lambda m, t: ["similar", str(m), "--box", "0", "0", "64", "64", "--model",
+                                               str(t / "no-such-model"), "--out", str(t / "old.reg")], "--overwrite"),
+    ("missing folder", lambda m, t: _regions(m, "--out", str(t / "nowhere" / "x.reg")), "does not exist"),
+])
+def test_outputs_are_refused_and_nothing_changes(case, argv, word, mosaic, tmp_path, capsys):
+    (tmp_path / "old.reg").write_text("# region file of a person\n")
+    before = {p: p.read_bytes() for p in (mosaic, tmp_path / "old.reg")}
+    names = sorted(os.listdir(tmp_path))
+    assert main(argv(mosaic, tmp_path)) == 1, case
+    err = capsys.readouterr().err
+    assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in before} == before            # byte-identical afterwards
+    assert sorted(os.listdir(tmp_path)) == names                    # nothing new written
+
+
+def test_overwrite_replaces_keeping_mode_and_link(mosaic, tmp_path, capsys):
+    target = tmp_path / "kept.reg"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.reg"
+    link.symlink_to(target)
+    assert main(_regions(mosaic, "--out", str(link), "--overwrite")) == 0
+    assert link.is_symlink() and "box" in target.read_text()       # written through the link
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    fresh = tmp_path / "fresh.ecsv"
+    assert main(_regions(mosaic, "--catalogue-out", str(fresh))) == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask           # not mkstemp's 0600
