@@ -184,3 +184,34 @@ def test_training_prompt_tokens_equal_the_assistants(tiny_loaded, dataset):
     asked = Assistant(tiny_loaded)._inputs(view, q2, history=[Turn(q1, a1)])["input_ids"][0].tolist()
     assert len(asked) < len(trained) and trained[:len(asked)] == asked
     assert tiny_loaded.tokenizer.decode(asked).rstrip().endswith("assistant")
+
+
+def test_resume_skips_a_checkpoint_torn_while_saving(tiny_model_dir, dataset, tmp_path, capsys):
+    """Killed while checkpoint-9 was being written: resume continues from checkpoint-6 and says so."""
+    options = dict(base=str(tiny_model_dir), data=str(dataset), out=str(tmp_path / "run"), method="lora", **FAST)
+    train(load_config(None, options))
+    torn = tmp_path / "run/checkpoints/checkpoint-9"
+    torn.mkdir()
+    (torn / "config.json").write_text("{}")                     # the weights and trainer state never came
+    train(load_config(None, {**options, "max_steps": 9, "resume": True}))
+    assert "checkpoint-9 was not completely written" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(tmp_path / "run/loss.csv")))
+    steps = [int(r["step"]) for r in rows if r["loss"]]
+    assert steps[-3:] == [7, 8, 9]                               # continued from step 6
+    assert (tmp_path / "run/checkpoints/incomplete-checkpoint-9/config.json").is_file()   # kept, set aside
+
+
+def test_ctrl_c_says_where_to_resume_and_exits_130(tiny_model_dir, dataset, tmp_path, monkeypatch, capsys):
+    from transformers import Trainer
+
+    from glue_radiollava.cli import main
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "train", interrupted)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"base: {tiny_model_dir}\ndata: {dataset}\nout: {tmp_path / 'run'}\nmethod: lora\n"
+                      "save_steps: 7\n")
+    assert main(["train", "--config", str(config)]) == 130
+    err = capsys.readouterr().err
+    assert "no checkpoint was saved yet" in err and "save_steps=7" in err

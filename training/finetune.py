@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -415,8 +416,6 @@ def train(config: TrainConfig) -> Path:
     """Run a fine-tuning; returns the output folder (a model the core loads as is)."""
     import torch
     from transformers import Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
-
     from glue_radiollava.core.assistant import SYSTEM_PROMPT
     from glue_radiollava.core.models import read_config, detect_family, resolve_model_folder
     from glue_radiollava.core.profiles import load_profile
@@ -432,7 +431,10 @@ def train(config: TrainConfig) -> Path:
     checkpoint = None
     if out.exists() and any(out.iterdir()):
         checkpoints = out / "checkpoints"
-        checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        checkpoint, torn = last_complete_checkpoint(checkpoints, set_aside=config.resume)
+        for path in torn:
+            print(f"radiollava: {path.name} was not completely written (interrupted while saving); set aside as "
+                  f"{path.parent / ('incomplete-' + path.name)}", file=sys.stderr)
         if config.resume and checkpoint is None:
             raise RadioLlavaError(f"{out}: no checkpoint to resume from; start without resume=true")
         if not config.resume and (checkpoint is not None or (out / "config.json").exists()
@@ -476,7 +478,8 @@ def train(config: TrainConfig) -> Path:
         raise RadioLlavaError(_resume_hint(out, "out of GPU memory; lower per_device_batch_size or use "
                                                 "method=qlora / gradient_checkpointing=true")) from None
     except KeyboardInterrupt:
-        raise RadioLlavaError(_resume_hint(out, "interrupted")) from None
+        print(f"radiollava: {_resume_hint(out, 'interrupted', config.save_steps)}", file=sys.stderr)
+        raise
     final_eval = trainer.evaluate() if val_set is not None else {}
     if trainer.is_world_process_zero():
         _save_model(trainer, config, processor, base_folder, out)
@@ -507,13 +510,34 @@ def _length_grouped_trainer():
     return LengthGroupedTrainer
 
 
-def _resume_hint(out: Path, what: str) -> str:
-    from transformers.trainer_utils import get_last_checkpoint
+def last_complete_checkpoint(folder: Path, set_aside: bool = False) -> tuple[str | None, list[Path]]:
+    """The newest ``checkpoint-N`` in ``folder`` that was written completely (the Trainer writes
+    trainer_state.json last, after the weights), and the newer, torn ones. With ``set_aside`` the
+    torn ones are renamed ``incomplete-checkpoint-N`` (kept, but out of the Trainer's way)."""
+    found = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit():
+                found.append((int(path.name[11:]), path))
+    torn = []
+    for _, path in sorted(found, reverse=True):
+        weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+        if (path / "trainer_state.json").is_file() and weights:
+            break
+        torn.append(path)
+    else:
+        path = None
+    if set_aside:
+        for t in torn:
+            t.rename(t.parent / f"incomplete-{t.name}")
+    return (str(path) if path else None), torn
 
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+
+def _resume_hint(out: Path, what: str, save_steps: int | None = None) -> str:
+    last, _ = last_complete_checkpoint(out / "checkpoints")
     if last:
         return f"{what}; the last checkpoint is {last}: rerun the same command with resume=true"
-    return f"{what}; no checkpoint was saved yet (save_steps={out})"
+    return f"{what}; no checkpoint was saved yet (one is written every save_steps={save_steps} steps)"
 
 
 def _save_model(trainer, config: TrainConfig, processor, base_folder: Path, out: Path) -> None:

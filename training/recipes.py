@@ -430,7 +430,7 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
 
     from glue_radiollava.core.tiny import build_tiny, build_tokenizer
 
-    from .finetune import load_config, train
+    from .finetune import last_complete_checkpoint, load_config, train
 
     if name not in RECIPES:
         raise RadioLlavaError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
@@ -472,7 +472,8 @@ def run_recipe(name: str, out: str | Path, quick: bool = False, seed: int | None
     key = json.dumps({"recipe": asdict(recipe), "records": train_json.stat().st_size, "real": real_root is not None},
                      sort_keys=True, default=str)
     key_file = work / "stage2.key"
-    resume = (stage2_dir / "checkpoints").is_dir() and key_file.is_file() and key_file.read_text() == key
+    resume = (key_file.is_file() and key_file.read_text() == key
+              and last_complete_checkpoint(stage2_dir / "checkpoints")[0] is not None)
     if stage2_dir.exists() and not resume:
         shutil.rmtree(stage2_dir)
     key_file.write_text(key)
