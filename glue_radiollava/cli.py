@@ -253,10 +253,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_common_args(args) -> None:
+    """Values many subcommands share, checked before any work (one line naming the value)."""
+    import math
+    import re
+
+    def number(name):
+        value = getattr(args, name, None)
+        return None if value is None or isinstance(value, bool) else value
+
+    for name in ("max_new_tokens", "batch_size", "top", "tile", "limit"):
+        value = number(name)
+        if isinstance(value, int) and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise RadioLlavaError(f"{flag} {value}: give a whole number of at least 1")
+    temperature = number("temperature")
+    if temperature is not None and not (math.isfinite(temperature) and 0 <= temperature <= 5):
+        raise RadioLlavaError(f"--temperature {temperature}: give a number from 0 (greedy) to 5")
+    box = getattr(args, "box", None)
+    if box is not None and not all(math.isfinite(v) for v in box):
+        raise RadioLlavaError(f"--box {' '.join(map(str, box))}: every corner must be a finite pixel number")
+    device = getattr(args, "device", None)
+    if isinstance(device, str) and not re.fullmatch(r"cpu|mps|cuda(:\d+)?|xpu(:\d+)?", device):
+        raise RadioLlavaError(f"--device {device}: use cpu, cuda, cuda:N or mps")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_common_args(args)
         return args.func(args)
     except RadioLlavaError as exc:
         print(f"radiollava: error: {exc}", file=sys.stderr)

@@ -1,0 +1,46 @@
+"""Bad values get one line naming the value (exit 1) before any model loads; nothing is written."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from glue_radiollava.cli import main
+
+ASK = ["ask", "{img}", "--box", "0", "0", "64", "64", "--task", "b3-radio-galaxy", "--model", "{nomodel}"]
+
+
+def _ask(*extra, box=None):
+    argv = list(ASK)
+    if box:
+        argv[3:7] = box
+    return argv + list(extra)
+
+
+CASES = [
+    (_ask("--max-new-tokens", "0"), "--max-new-tokens 0"),
+    (_ask("--max-new-tokens", "-1"), "--max-new-tokens -1"),
+    (_ask("--device", "tpu9"), "--device tpu9"),
+    (_ask(box=["nan", "0", "100", "100"]), "finite"),
+    (_ask(box=["0", "0", "inf", "100"]), "finite"),
+    (_ask("--temperature", "-1"), "--temperature"),
+    (_ask("--temperature", "nan"), "--temperature"),
+    (_ask("--temperature", "1e9"), "--temperature"),
+    (["scan", "{img}", "--task", "boxes-compact", "--model", "{nomodel}", "--batch-size", "0", "--out",
+      "{tmp}/s.ecsv"], "--batch-size 0"),
+    (["similar", "{img}", "--box", "0", "0", "64", "64", "--top", "0", "--model", "{nomodel}", "--out",
+      "{tmp}/s.reg"], "--top 0"),
+]
+
+
+@pytest.mark.parametrize("argv, word", CASES, ids=[" ".join(c[0][-3:]) for c in CASES])
+def test_bad_values_give_one_line(argv, word, synthetic_fits, tmp_path, capsys):
+    image = synthetic_fits()
+    names = sorted(os.listdir(tmp_path))
+    filled = [a.format(img=image, nomodel=tmp_path / "no-such-model", tmp=tmp_path) for a in argv]
+    assert main(filled) == 1
+    err = capsys.readouterr().err
+    assert word in err and "no-such-model" not in err, err           # refused before the model loads
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == names
