@@ -56,8 +56,50 @@ def sky_groups(rows: list[dict], arcmin: float = GROUP_ARCMIN) -> list[int]:
     return connected_components(graph, directed=False)[1].tolist()
 
 
-def write_references(rows: list[dict], out: Path, val_fraction: float, seed: int) -> tuple[Path, Path]:
-    """Reference label JSON for the training and the validation galaxies (split by sky group)."""
+def zoomed_out(path: str, factor: float, seed: int, out: Path) -> Path:
+    """The image set in a field ``factor`` times wider, filled with noise like its own (robust rms,
+    correlated on the beam's scale): the galaxy as it looks in a wider cutout a person selects."""
+    import numpy as np
+    from astropy.io import fits
+    from scipy.ndimage import gaussian_filter
+
+    with fits.open(path) as hdul:
+        hdu = next(h for h in hdul if h.data is not None)
+        data, header = hdu.data.astype(np.float32), hdu.header.copy()
+    h, w = data.shape
+    H, W = int(round(h * factor)), int(round(w * factor))
+    finite = data[np.isfinite(data)]
+    rms = 1.4826 * np.median(np.abs(finite - np.median(finite)))
+    beam_px = float(header.get("BMAJ", 0)) / abs(float(header.get("CDELT2", 1))) or 2.0
+    rng = np.random.default_rng(seed)
+    noise = gaussian_filter(rng.standard_normal((H, W)), beam_px / 2.355)
+    field = (noise * rms / noise.std()).astype(np.float32)
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    field[y0:y0 + h, x0:x0 + w] = data
+    header["CRPIX1"] = float(header["CRPIX1"]) + x0
+    header["CRPIX2"] = float(header["CRPIX2"]) + y0
+    header["HISTORY"] = f"glue-radiollava: {Path(path).name} set in a {factor:g}x wider field of matching noise"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fits.PrimaryHDU(field, fits.Header([c for c in header.cards if c.keyword not in
+                                        ("XTENSION", "PCOUNT", "GCOUNT", "NAXIS1", "NAXIS2")])).writeto(
+        out, overwrite=True)
+    return out
+
+
+def write_references(rows: list[dict], out: Path, val_fraction: float, seed: int,
+                     zoom_out: tuple = ()) -> tuple[Path, Path]:
+    """Reference label JSON for the training and the validation galaxies (split by sky group).
+
+    ``zoom_out``: (factor, share) pairs; that share of the galaxies is also written set in a field
+    ``factor`` times wider (``zoomed_out``), on the same side of the split as the original."""
+    rng = random.Random(seed + 1)
+    extra = []
+    for factor, share in zoom_out:
+        for i, r in enumerate(rows):
+            if rng.random() < share:
+                path = zoomed_out(r["path"], factor, seed + i, out / "real_zoomed" / f"{r['sname']}-x{factor:g}.fits")
+                extra.append({**r, "path": str(path), "sname": f"{r['sname']}-x{factor:g}"})
+    rows = rows + extra
     groups = sky_groups(rows)
     ids = sorted(set(groups))
     random.Random(seed).shuffle(ids)

@@ -39,9 +39,9 @@ BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-
 
 # (scene, survey preset, cutout size in px, number of images): what a person may select in glue
 SIM_SETS = (
-    ("field", "lotss", 64, 500), ("field", "lotss", 32, 120), ("field", "lotss", 128, 300),
-    ("field", "lotss", 256, 200), ("field", "lotss", 512, 60), ("field", "first", 96, 160),
-    ("field", "first", 256, 120), ("field", "emu", 64, 120), ("field", "emu", 192, 120),
+    ("field", "lotss", 64, 400), ("field", "lotss", 32, 100), ("field", "lotss", 128, 400),
+    ("field", "lotss", 256, 350), ("field", "lotss", 512, 80), ("field", "first", 96, 150),
+    ("field", "first", 256, 120), ("field", "emu", 64, 100), ("field", "emu", 192, 120),
     ("source", "lotss", 64, 300), ("source", "first", 128, 120),
     ("galaxy", "lotss", 64, 200), ("galaxy", "first", 96, 120), ("galaxy", "emu", 128, 80),
 )
@@ -54,8 +54,9 @@ class Recipe:
     sim_sets: tuple = SIM_SETS
     real_limit: int | None = None        # real galaxies used (None: all of train_real)
     real_val_fraction: float = 0.1       # of the sky groups of real galaxies, held out
-    image_size: int = 64
-    patch_size: int = 8                  # 8 × 8 patches per view
+    real_zoom_out: tuple = ((2.0, 0.5),)  # (factor, share): real galaxies also set in wider noise fields
+    image_size: int = 128
+    patch_size: int = 16                 # 8 × 8 patches per view
     coordinate_tokens: bool = True       # one token per box coordinate value
     vision_hidden: int = 192
     vision_layers: int = 4
@@ -67,7 +68,7 @@ class Recipe:
     stage1_steps: int = 6000
     stage1_batch: int = 32
     stage1_lr: float = 1e-3
-    stage2_steps: int = 4500
+    stage2_steps: int = 5500
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
     val_fraction: float = 0.05
@@ -80,9 +81,9 @@ class Recipe:
 NANO = Recipe()
 NANO_QUICK = replace(NANO, sim_sets=(("field", "lotss", 64, 40), ("field", "first", 128, 20),
                                      ("source", "lotss", 64, 20), ("galaxy", "lotss", 64, 20)),
-                     real_limit=40, vision_hidden=64, vision_layers=2, vision_heads=2, text_hidden=128,
-                     text_layers=2, text_heads=4, vocab_size=900, stage1_steps=120, stage1_batch=32,
-                     stage2_steps=160, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
+                     real_limit=40, real_zoom_out=((2.0, 0.3),), vision_hidden=64, vision_layers=2,
+                     vision_heads=2, text_hidden=128, text_layers=2, text_heads=4, vocab_size=900,
+                     stage1_steps=120, stage1_batch=32, stage2_steps=160, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
 RECIPES = {"nano": NANO}
 # answers the simulator and the real data hold rarely; balanced sampling repeats their records
 RARE = ("DIFFUSE", "ARTIFACT", "PECULIAR", "FR-I", "FILAMENT")
@@ -119,7 +120,7 @@ def make_data(recipe: Recipe, work: Path, real_root: Path | None = None) -> tupl
         refs = data / "real_val.reference.json"
         if not refs.is_file():
             rows = read_train_real(real_root, recipe.real_limit, recipe.seed)
-            write_references(rows, data, recipe.real_val_fraction, recipe.seed)
+            write_references(rows, data, recipe.real_val_fraction, recipe.seed, recipe.real_zoom_out)
         for name in ("real_train", "real_val"):
             inputs.append(("labels", data / f"{name}.reference.json", data / f"{name}.json", "fr"))
     for kind, source, out, scheme in inputs:
@@ -336,7 +337,7 @@ def _cached_stage1(recipe: Recipe, work: Path, real: bool, run):
     import torch
 
     key = {k: v for k, v in asdict(recipe).items() if k in ("seed", "sim_sets", "real_limit", "image_size",
-                                                             "patch_size", "real_val_fraction",
+                                                             "patch_size", "real_val_fraction", "real_zoom_out",
                                                              "vision_hidden", "vision_layers",
                                                              "vision_heads", "stage1_steps", "stage1_batch",
                                                              "stage1_lr", "val_fraction")}

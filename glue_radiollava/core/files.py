@@ -1,5 +1,6 @@
 """Writing files so that nothing is ever half-written: a temporary file in the same folder, then a
-rename (atomic on POSIX and Windows). Every writer of the project goes through here. Also where the shared data folder is."""
+rename (atomic on POSIX and Windows). Every writer of the project goes through here, and every
+command checks its output paths here first. Also: where the shared data folder is."""
 
 from __future__ import annotations
 
