@@ -427,3 +427,22 @@ def test_dataset_commands(sim_dir, tmp_path, capsys):
     assert "--catalogue" in capsys.readouterr().err
     assert main(["dataset", "build", "--from", "sim", str(sim_dir), "--out", str(tmp_path / "x.txt")]) == 1
     assert main(["dataset", "stats", str(tmp_path / "none.json")]) == 1
+
+
+def test_truncated_files_are_skipped_and_an_empty_build_fails_cleanly(sim_dir, tmp_path):
+    """A truncated FITS is skipped and counted; when nothing can be built the build fails with one
+    line and leaves no picture folder."""
+    folder = tmp_path / "sim"
+    shutil.copytree(sim_dir, folder)
+    first = sorted((folder / "images").glob("*.fits"))[0]
+    first.write_bytes(first.read_bytes()[:5000])
+    report = build_dataset(BuildOptions(kind="sim", input=str(folder), out=str(tmp_path / "a.json"),
+                                        progress=False), log=lambda m: None)
+    assert report["skipped"] >= 1 and report["images"] >= 1
+    assert report["skipped_by_reason"].get("unreadable file", 0) >= 1
+    for f in (folder / "images").glob("*.fits"):
+        f.write_bytes(f.read_bytes()[:5000])
+    with pytest.raises(RadioLlavaError, match="no record could be built"):
+        build_dataset(BuildOptions(kind="sim", input=str(folder), out=str(tmp_path / "b.json"), progress=False),
+                      log=lambda m: None)
+    assert not (tmp_path / "b_images").exists() and not (tmp_path / "b.json").exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,11 +265,9 @@ def _stable_seed(seed: int, rid: str) -> int:
 
 
 def build_dataset(opts: BuildOptions, log=None) -> dict:
-    """Build the LLaVA conversation dataset described by ``opts``; returns the report."""
-    from PIL import Image
-    from tqdm import tqdm
-
-    from glue_radiollava.core.profiles import get_profile, render_array
+    """Build the LLaVA conversation dataset described by ``opts``; returns the report. Nothing is
+    left behind when the build fails or no record could be built."""
+    from glue_radiollava.core.profiles import get_profile
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if opts.kind not in READERS:
@@ -286,7 +285,22 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
                               "or add --overwrite")
     profile = get_profile(opts.profile)
     fractions = parse_split(opts.split)
+    created = not pictures.exists()
     pictures.mkdir(exist_ok=True)
+    try:
+        return _build(opts, out, pictures, profile, fractions, log)
+    except BaseException:
+        if created:                       # a failed build leaves nothing behind
+            shutil.rmtree(pictures, ignore_errors=True)
+        raise
+
+
+def _build(opts: BuildOptions, out: Path, pictures: Path, profile, fractions, log) -> dict:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from glue_radiollava.core.profiles import render_array
+
     assistant = None
     if isinstance(opts.augment, str) and opts.augment:
         from glue_radiollava.core.assistant import Assistant
@@ -342,6 +356,9 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
             except RecordError as exc:
                 fail(rid, str(exc))
                 continue
+            except (OSError, ValueError, TypeError) as exc:   # a truncated or corrupt file: skipped, counted
+                fail(rid, f"unreadable {rec.image}: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}")
+                continue
             rng = np.random.default_rng(_stable_seed(opts.seed, rid))
             turns = default_turns(facts, rng, opts.phrasing)
             if assistant is not None:
@@ -372,6 +389,9 @@ def build_dataset(opts: BuildOptions, log=None) -> dict:
         bar.close()
         pixels.close()
 
+    if not records:
+        shown = "; ".join(problems[:3]) or "the input holds no records"
+        raise RadioLlavaError(f"{opts.input}: no record could be built ({shown}); nothing written")
     split_of = assign_splits(groups, fractions, opts.seed) if fractions else {}
     written = []
     if fractions:
