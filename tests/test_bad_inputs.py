@@ -44,3 +44,20 @@ def test_bad_values_give_one_line(argv, word, synthetic_fits, tmp_path, capsys):
     assert word in err and "no-such-model" not in err, err           # refused before the model loads
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == names
+
+
+@pytest.mark.parametrize("command", [
+    ["ask", "{img}", "--box", "0", "0", "64", "64", "--task", "b3-radio-galaxy", "--model", "{nomodel}"],
+    ["regions", "{img}", "--box", "0", "0", "64", "64", "--boxes", "[0.5, 0.5, 0.1, 0.1]"],
+    ["scan", "{img}", "--task", "boxes-compact", "--model", "{nomodel}", "--out", "{tmp}/s.ecsv"],
+], ids=["ask", "regions", "scan"])
+def test_a_truncated_fits_is_named(command, synthetic_fits, tmp_path, capsys):
+    image = synthetic_fits(shape=(300, 300))
+    truncated = tmp_path / "cut.fits"
+    truncated.write_bytes(image.read_bytes()[:5000])
+    names = sorted(os.listdir(tmp_path))
+    filled = [a.format(img=truncated, nomodel=tmp_path / "no-such-model", tmp=tmp_path) for a in command]
+    assert main(filled) == 1
+    err = capsys.readouterr().err
+    assert "truncated" in err and str(truncated) in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(os.listdir(tmp_path)) == names

@@ -60,7 +60,10 @@ class RadioImage:
     @classmethod
     def open(cls, path: str | Path, hdu: int | str | None = None) -> "RadioImage":
         """Open ``path`` (lazily: nothing is read until a cutout) at image HDU ``hdu`` (default: the first with an image)."""
+        import warnings
+
         from astropy.io import fits
+        from astropy.utils.exceptions import AstropyUserWarning
 
         path = str(path)
         if not Path(path).is_file():
@@ -69,8 +72,10 @@ class RadioImage:
             # No memory map: cutouts read through ``hdu.section``, which seeks and reads only the
             # rows asked for (mapped pages of a memmap stay counted in the process's memory, and
             # tile-compressed images cannot be mapped at all).
-            hdul = fits.open(path, memmap=False, mode="readonly", do_not_scale_image_data=True,
-                             ignore_missing_simple=False)
+            with warnings.catch_warnings():      # "may have been truncated": said below, in one line
+                warnings.simplefilter("ignore", AstropyUserWarning)
+                hdul = fits.open(path, memmap=False, mode="readonly", do_not_scale_image_data=True,
+                                 ignore_missing_simple=False)
         except (OSError, ValueError) as exc:
             raise RadioLlavaError(f"{path} is not a readable FITS file ({exc}); "
                                   "give a FITS image (.fits)") from None
@@ -93,6 +98,13 @@ class RadioImage:
                 hdul.close()
                 raise RadioLlavaError(f"HDU {hdu!r} of {path} is not an image; images are at {images}")
         h = hdul[index]
+        info = h.fileinfo() or {}
+        size = Path(path).stat().st_size
+        need = info.get("datLoc", 0) + info.get("datSpan", 0) - 2879   # the last block's padding may be missing
+        if info.get("datSpan") and need > size:
+            hdul.close()
+            raise RadioLlavaError(f"{path} is truncated: HDU {index} needs about {need + 2879} bytes, the file has "
+                                  f"{size}; copy or download it again")
         image = cls._from_hdu(h, path, index, hdul)
         return image
 
