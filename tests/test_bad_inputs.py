@@ -61,3 +61,18 @@ def test_a_truncated_fits_is_named(command, synthetic_fits, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "truncated" in err and str(truncated) in err and len(err.strip().splitlines()) == 1, err
     assert sorted(os.listdir(tmp_path)) == names
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_weight_file_is_named(damage, tiny_model_dir, tmp_path, synthetic_fits, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x00garbage" * 100)
+    assert main(["ask", str(synthetic_fits()), "--box", "0", "0", "64", "64", "--task", "b3-radio-galaxy",
+                 "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load the model weights" in err and len(err.strip().splitlines()) == 1, err

@@ -320,9 +320,15 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": device}
     try:
+        from safetensors import SafetensorError
+    except ImportError:                   # older safetensors: its error is an OSError or ValueError
+        SafetensorError = OSError
+    try:
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise RadioLlavaError(f"{folder}: cannot load the model weights ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise RadioLlavaError(f"{folder}: cannot load the model weights ({first}); the weight files may be "
+                              "truncated or corrupt: copy them again") from None
     if any(p.is_meta for p in model.parameters()):
         _tie_lm_head(model)  # a tied LM head saved without its own tensor can be left on "meta"
         missing = [n for n, p in model.named_parameters() if p.is_meta]
