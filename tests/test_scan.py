@@ -322,3 +322,19 @@ def test_sharded_scan_is_gathered_by_the_main_process(sim_mosaic, tiny_model_dir
     assert [two[k]["answers"] for k in sorted(two)] == [one[k]["answers"] for k in sorted(one)]
     a, b = Table.read(tmp_path / "one.ecsv"), Table.read(tmp_path / "two.ecsv")
     assert len(a) == len(b) and list(a["ra"]) == list(b["ra"])
+
+
+def test_a_header_only_journal_does_not_block_a_new_scan(tmp_path):
+    """A scan that stopped before its first tile (e.g. the image failed) left only a header: the
+    next run starts afresh; a journal with finished tiles still asks for --resume."""
+    import json
+
+    from glue_radiollava.core.scan import check_journal, journal_path
+
+    journal = journal_path(tmp_path / "cat.ecsv")
+    journal.write_text(json.dumps({"header": {"tile": 64}}) + "\n")
+    check_journal(journal, resume=False)
+    assert not journal.exists()
+    journal.write_text(json.dumps({"header": {"tile": 64}}) + "\n" + json.dumps({"tile": 0, "boxes": []}) + "\n")
+    with pytest.raises(RadioLlavaError, match="--resume"):
+        check_journal(journal, resume=False)

@@ -221,6 +221,10 @@ def check_journal(journal: Path, resume: bool) -> None:
     every process before any of them writes (then pass ``resume=True`` to ``scan``)."""
     existing = _journal_files(journal)
     if existing and not resume:
+        if not read_journal(journal)[1]:       # only a header: a scan that never finished a tile
+            for path in existing:
+                path.unlink()
+            return
         raise RadioLlavaError(f"{existing[0]} holds an earlier scan; add --resume to continue it, "
                               "or choose another --out")
 
