@@ -105,7 +105,7 @@ def cmd_ask(args) -> int:
         return 0
     print()
     for b in answer.boxes:
-        print(f"  {b.label or 'box'}: RA {b.ra:.5f} Dec {b.dec:+.5f}  {b.width_arcsec:.1f}\" x "
+        print(f"  {b.label or 'box'}: {b.where(5)}  {b.width_arcsec:.1f}\" x "
               f"{b.height_arcsec:.1f}\"  pixels {[round(v, 1) for v in b.pixel_box]}")
     for w in answer.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -132,7 +132,7 @@ def cmd_regions(args) -> int:
                           "preprocessing": view.profile.to_dict(), "written": written}))
         return 0
     for b in boxes:
-        print(f"{b.label or 'box'}: RA {b.ra:.6f} Dec {b.dec:+.6f}  {b.width_arcsec:.2f}\" x {b.height_arcsec:.2f}\"")
+        print(f"{b.label or 'box'}: {b.where(6)}  {b.width_arcsec:.2f}\" x {b.height_arcsec:.2f}\"")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for path in written:

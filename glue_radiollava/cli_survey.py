@@ -172,7 +172,7 @@ def cmd_similar(args) -> int:
         bar.close()
     written = write_boxes(args.out, matches, image.wcs, extra={"rank": list(range(1, len(matches) + 1))})
     for rank, b in enumerate(matches, 1):
-        print(f"{rank:3d}. RA {b.ra:.5f} Dec {b.dec:+.5f}  score {b.score:.4f}")
+        print(f"{rank:3d}. {b.where(5)}  score {b.score:.4f}")
     print(f"{len(matches)} tiles ranked by {where}")
     print(f"wrote {written}")
     return 0

@@ -62,3 +62,10 @@ def test_overwrite_replaces_keeping_mode_and_link(mosaic, tmp_path, capsys):
     umask = os.umask(0o022)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask           # not mkstemp's 0600
+
+
+def test_galactic_images_print_l_and_b(synthetic_fits, capsys):
+    image = synthetic_fits(ctype=("GLON-TAN", "GLAT-TAN"), crval=(120.0, 3.0))
+    assert main(_regions(image)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("box: l 1") and " b +" in out and "RA" not in out

@@ -51,6 +51,11 @@ class SkyBox:
                 "width_arcsec": self.width_arcsec, "height_arcsec": self.height_arcsec,
                 "score": self.score, "frame": self.frame}
 
+    def where(self, digits: int = 5) -> str:
+        """The centre with its frame's own axis names: "RA … Dec …", or "l … b …" for galactic images."""
+        lon, lat = ("l", "b") if self.frame == "galactic" else ("RA", "Dec")
+        return f"{lon} {self.ra:.{digits}f} {lat} {self.dec:+.{digits}f}"
+
     @classmethod
     def from_dict(cls, d: dict) -> "SkyBox":
         return cls(d.get("label"), tuple(d["picture_box"]), tuple(d["pixel_box"]), float(d["ra"]),
