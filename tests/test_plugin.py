@@ -213,6 +213,13 @@ def test_show_hide_delete_and_transcript_round_trip(app, qtbot, data_dir, tmp_pa
     after = [r.box.pixel_box for r in panel.box_rows]
     assert np.allclose(before, after, atol=0.01)
     assert len([g for g in app.data_collection.subset_groups if "COMPACT" in g.label]) == 2
+    # a damaged transcript (its second box has no position) changes nothing: all or nothing
+    doc["entries"][0]["boxes"][1]["ra"] = float("nan")
+    (tmp_path / "damaged.json").write_text(json.dumps(doc))
+    chat, rows = panel.chat.toPlainText(), panel.table.rowCount()
+    assert panel.load_transcript(tmp_path / "damaged.json", viewer) == 0
+    assert "damaged.json" in panel.message.text() and "box 1" in panel.message.text()
+    assert panel.chat.toPlainText() == chat and panel.table.rowCount() == rows
 
 
 def test_multi_turn_and_few_shot_reach_the_assistant(app, qtbot, data_dir):

@@ -56,6 +56,27 @@ class SkyBox:
         lon, lat = ("l", "b") if self.frame == "galactic" else ("RA", "Dec")
         return f"{lon} {self.ra:.{digits}f} {lat} {self.dec:+.{digits}f}"
 
+    def on_image(self, wcs) -> "SkyBox":
+        """This box put on another image (a transcript's box on a mosaic): its pixel box through
+        that image's WCS. A box the projection cannot place (e.g. on the far side) is an error."""
+        from dataclasses import replace
+
+        import astropy.units as u
+        from astropy.coordinates import SkyCoord
+        from regions import RectangleSkyRegion
+
+        try:
+            centre = SkyCoord(self.ra * u.deg, self.dec * u.deg, frame=self.frame)
+            region = RectangleSkyRegion(centre, self.width_arcsec * u.arcsec,
+                                        self.height_arcsec * u.arcsec).to_pixel(wcs)
+            c = region.center
+            box = (c.x - region.width / 2, c.y - region.height / 2, c.x + region.width / 2, c.y + region.height / 2)
+        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
+            raise RadioLlavaError(f"box at {self.where()} cannot be placed on this image ({exc})") from None
+        if not np.all(np.isfinite(box)):
+            raise RadioLlavaError(f"box at {self.where()} does not project onto this image")
+        return replace(self, pixel_box=tuple(float(v) for v in box))
+
     @classmethod
     def from_dict(cls, d: dict) -> "SkyBox":
         return cls(d.get("label"), tuple(d["picture_box"]), tuple(d["pixel_box"]), float(d["ra"]),

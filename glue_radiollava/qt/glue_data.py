@@ -138,17 +138,3 @@ def remove_group(data_collection, group) -> None:
     if group in data_collection.subset_groups:
         data_collection.remove_subset_group(group)
 
-
-def sky_box_to_pixel(box, wcs):
-    """Put a SkyBox from a transcript back on an image: its pixel box through that image's WCS."""
-    from dataclasses import replace
-
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
-    from regions import RectangleSkyRegion
-
-    centre = SkyCoord(box.ra * u.deg, box.dec * u.deg, frame=box.frame)
-    region = RectangleSkyRegion(centre, box.width_arcsec * u.arcsec, box.height_arcsec * u.arcsec).to_pixel(wcs)
-    c = region.center
-    return replace(box, pixel_box=(c.x - region.width / 2, c.y - region.height / 2,
-                                   c.x + region.width / 2, c.y + region.height / 2))

@@ -560,16 +560,16 @@ class AssistantPanel(QtWidgets.QWidget):
         """Show a saved transcript's conversation and put its boxes back on the mosaic."""
         from ..core.transcript import load_transcript
 
-        try:
+        try:               # everything is read and placed before the panel changes: all or nothing
             _, entries = load_transcript(path)
             region = self._region_for(viewer)
+            placed = [[b.on_image(region.image.wcs) for b in entry["boxes"]] for entry in entries]
         except RadioLlavaError as exc:
-            self._error(str(exc))
+            self._error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
             return 0
         count = 0
-        for entry in entries:
+        for entry, boxes in zip(entries, placed):
             self._append_chat(f"\nYou: {entry.get('question', '')}\nradio-llava: {entry.get('answer', '')}\n")
-            boxes = [glue_data.sky_box_to_pixel(b, region.image.wcs) for b in entry["boxes"]]
             if boxes:
                 self.add_boxes(boxes, region)
                 count += len(boxes)
