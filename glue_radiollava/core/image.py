@@ -201,6 +201,9 @@ class RadioImage:
         if x1 <= x0 or y1 <= y0:
             raise RadioLlavaError(f"pixel box ({x0}, {y0}, {x1}, {y1}) has zero or negative size; "
                                   "give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+        if max(x1 - x0, y1 - y0) > MAX_CUTOUT_PX:
+            raise RadioLlavaError(f"the region is {x1 - x0}×{y1 - y0} pixels; a cutout may be at most {MAX_CUTOUT_PX} "
+                                  "pixels a side (the model sees a few hundred): choose a smaller region")
         ny, nx = self.shape
         ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, nx), min(y1, ny)
         if ix1 <= ix0 or iy1 <= iy0:
@@ -231,6 +234,13 @@ class RadioImage:
             if not isinstance(s, u.Quantity) or s.value <= 0 or not np.isfinite(s.value):
                 raise RadioLlavaError(f"size {s} must be a positive angle such as 2arcmin")
         where = f"{center.to_string('decimal')} with size {w}×{h}"
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scale = proj_plane_pixel_scales(self.wcs.celestial) * u.deg     # per pixel, x and y
+        side = max(float((w / scale[0]).decompose()), float((h / scale[1]).decompose()))
+        if side > MAX_CUTOUT_PX:                  # Cutout2D would allocate all of it
+            raise RadioLlavaError(f"size {w}×{h} is about {side:.0f} pixels of {self.path or 'the image'}; a cutout may "
+                                  f"be at most {MAX_CUTOUT_PX} pixels a side: choose a smaller --size")
         if not np.all(np.isfinite(self.wcs.world_to_pixel(center))):
             raise RadioLlavaError(f"{where} lies outside {self.path or 'the image'} "
                                   "(it has no pixel position in this projection)")
@@ -257,6 +267,9 @@ class RadioImage:
             region = region.to_pixel(self.wcs)
         bbox = region.bounding_box
         return self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+
+
+MAX_CUTOUT_PX = 8192      # a cutout side; larger ones are refused before anything is allocated
 
 
 class _Plane:
