@@ -13,6 +13,7 @@ def add_region_args(p: argparse.ArgumentParser, image_help: str = "FITS image or
     """IMAGE, --hdu and one of --center/--box/--region (the returned group takes more choices)."""
     p.add_argument("image", help=image_help)
     p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
+    p.add_argument("--plane", type=int, default=None, help="plane of a cube, 0-based (default: 0, with a warning)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--center", help='sky centre "RA DEC" (degrees or sexagesimal); needs --size')
     where.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
@@ -41,7 +42,7 @@ def cutout_from_args(args, image=None):
     """The region that --center/--size, --box or --region names, cut from ``image`` (default: IMAGE)."""
     from .core.image import RadioImage, parse_center, parse_size
 
-    image = image or RadioImage.open(args.image, hdu=args.hdu)
+    image = image or RadioImage.open(args.image, hdu=args.hdu, plane=getattr(args, "plane", None))
     if args.center is not None:
         if not args.size:
             raise RadioLlavaError("--center needs --size (e.g. --size 2arcmin)")
@@ -126,6 +127,7 @@ def cmd_regions(args) -> int:
     if parsed.unparsed:
         raise RadioLlavaError(f"--boxes {args.boxes!r}: {parsed.problem}; write e.g. \"[0.5, 0.5, 0.1, 0.1]\"")
     boxes, warnings = map_boxes(parsed.boxes, view.transform)
+    warnings = list(view.warnings) + warnings
     written = _write_outputs(args, boxes, cutout.image.wcs)
     if args.json:
         print(json.dumps({"boxes": [b.to_dict() for b in boxes], "warnings": warnings,

@@ -12,7 +12,7 @@ from .core.errors import RadioLlavaError
 def _image(args):
     from .core.image import RadioImage
 
-    return RadioImage.open(args.image, hdu=args.hdu)
+    return RadioImage.open(args.image, hdu=args.hdu, plane=getattr(args, "plane", None))
 
 
 def _tiles(args, image):
@@ -114,6 +114,7 @@ def add_scan_parser(sub) -> None:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
     p.add_argument("--region", help="scan only inside this region (DS9/CRTF/FITS region file, first shape)")
     p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
+    p.add_argument("--plane", type=int, default=None, help="plane of a cube, 0-based (default: 0, with a warning)")
     add_model_args(p)
     p.add_argument("--batch-size", type=int, default=8, help="tiles per model call (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=128)

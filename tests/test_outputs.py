@@ -69,3 +69,27 @@ def test_galactic_images_print_l_and_b(synthetic_fits, capsys):
     assert main(_regions(image)) == 0
     out = capsys.readouterr().out
     assert out.startswith("box: l 1") and " b +" in out and "RA" not in out
+
+
+def test_a_cube_says_which_plane_it_uses(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from astropy.io import fits
+
+    cube = np.random.default_rng(0).normal(size=(5, 64, 64)).astype(np.float32)
+    cube[3, 30:34, 30:34] += 50
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CTYPE3": "FREQ", "CRVAL1": 205.0,
+                          "CRVAL2": 55.0, "CRVAL3": 1.4e9, "CRPIX1": 32.5, "CRPIX2": 32.5, "CRPIX3": 1,
+                          "CDELT1": -4e-4, "CDELT2": 4e-4, "CDELT3": 1e6})
+    path = tmp_path / "cube.fits"
+    fits.PrimaryHDU(cube, header).writeto(path)
+    argv = ["regions", str(path), "--box", "0", "0", "64", "64", "--boxes", BOXES, "--json"]
+    assert main(argv) == 0
+    assert any("5 planes" in w and "plane 0" in w and "--plane" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+    assert main(argv + ["--plane", "3"]) == 0
+    assert any("using plane 3" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+    from glue_radiollava.core.image import RadioImage
+
+    assert RadioImage.open(path, plane=3).cutout_pixels(0, 0, 64, 64).data.max() > 40   # that plane's pixels
+    assert main(argv + ["--plane", "7"]) == 1 and "give 0 to 4" in capsys.readouterr().err

@@ -58,8 +58,9 @@ class RadioImage:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path, hdu: int | str | None = None) -> "RadioImage":
-        """Open ``path`` (lazily: nothing is read until a cutout) at image HDU ``hdu`` (default: the first with an image)."""
+    def open(cls, path: str | Path, hdu: int | str | None = None, plane: int | None = None) -> "RadioImage":
+        """Open ``path`` (lazily: nothing is read until a cutout) at image HDU ``hdu`` (default: the
+        first with an image); ``plane``: which plane of a cube (counted over the non-celestial axes)."""
         import warnings
 
         from astropy.io import fits
@@ -105,7 +106,7 @@ class RadioImage:
             hdul.close()
             raise RadioLlavaError(f"{path} is truncated: HDU {index} needs about {need + 2879} bytes, the file has "
                                   f"{size}; copy or download it again")
-        image = cls._from_hdu(h, path, index, hdul)
+        image = cls._from_hdu(h, path, index, hdul, plane)
         return image
 
     @classmethod
@@ -126,7 +127,7 @@ class RadioImage:
         return cls._from_hdu(fits.ImageHDU(np.asarray(data), header=header), None, 0, None)
 
     @classmethod
-    def _from_hdu(cls, h, path, index, hdul) -> "RadioImage":
+    def _from_hdu(cls, h, path, index, hdul, plane: int | None = None) -> "RadioImage":
         from astropy.io.fits.verify import VerifyWarning
         from astropy.wcs import WCS, FITSFixedWarning
 
@@ -149,10 +150,17 @@ class RadioImage:
         if not shape or 0 in shape:
             raise RadioLlavaError(f"{name} HDU {index} holds no data")
         extra = tuple(shape[:-2])
+        planes = int(np.prod(extra)) if extra else 1
         warn = []
-        if any(n != 1 for n in extra):
-            warn.append(f"{name} has {len(shape)} axes of shape {shape}; using the first plane")
-        data = _Plane(h.section if hdul is not None else h.data, (0,) * len(extra))
+        if plane is not None and not 0 <= plane < planes:
+            raise RadioLlavaError(f"--plane {plane}: {name} has {planes} plane(s) (shape {shape}); "
+                                  f"give 0 to {planes - 1}")
+        if planes > 1:
+            chosen = plane or 0
+            warn.append(f"{name} is a cube of {planes} planes (shape {shape}); using plane {chosen}"
+                        + ("" if plane is not None else " (--plane N chooses another)"))
+        lead = tuple(int(i) for i in np.unravel_index(plane or 0, extra)) if extra else ()
+        data = _Plane(h.section if hdul is not None else h.data, lead)
         scale = (float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0)))
         img = cls(data, celestial, header, path=path, hdu=index, scale=scale, hdul=hdul)
         img.warnings.extend(warn)
@@ -212,7 +220,7 @@ class RadioImage:
         pixels = np.full((y1 - y0, x1 - x0), np.nan, dtype=np.float32)
         pixels[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self.read((slice(iy0, iy1), slice(ix0, ix1)))
         padded = (ix0, iy0, ix1, iy1) != (x0, y0, x1, y1)
-        cut = Cutout(pixels, x0, y0, self, padded=padded)
+        cut = Cutout(pixels, x0, y0, self, padded=padded, warnings=list(self.warnings))
         if not np.isfinite(pixels).any() or np.nanmax(pixels) == np.nanmin(pixels):
             raise RadioLlavaError(f"the cutout at pixels x {x0}..{x1}, y {y0}..{y1} of "
                                   f"{self.path or 'the image'} is blank (all NaN or constant); "
