@@ -86,7 +86,8 @@ def test_a_cube_says_which_plane_it_uses(tmp_path, capsys):
     fits.PrimaryHDU(cube, header).writeto(path)
     argv = ["regions", str(path), "--box", "0", "0", "64", "64", "--boxes", BOXES, "--json"]
     assert main(argv) == 0
-    assert any("5 planes" in w and "plane 0" in w and "--plane" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert any("5 planes" in w and "plane 0" in w and "--plane" in w for w in warnings)
     assert main(argv + ["--plane", "3"]) == 0
     assert any("using plane 3" in w for w in json.loads(capsys.readouterr().out)["warnings"])
     from glue_radiollava.core.image import RadioImage

@@ -247,8 +247,8 @@ class RadioImage:
         scale = proj_plane_pixel_scales(self.wcs.celestial) * u.deg     # per pixel, x and y
         side = max(float((w / scale[0]).decompose()), float((h / scale[1]).decompose()))
         if side > MAX_CUTOUT_PX:                  # Cutout2D would allocate all of it
-            raise RadioLlavaError(f"size {w}×{h} is about {side:.0f} pixels of {self.path or 'the image'}; a cutout may "
-                                  f"be at most {MAX_CUTOUT_PX} pixels a side: choose a smaller --size")
+            raise RadioLlavaError(f"size {w}×{h} is about {side:.0f} pixels of {self.path or 'the image'}; a "
+                                  f"cutout may be at most {MAX_CUTOUT_PX} pixels a side: choose a smaller --size")
         if not np.all(np.isfinite(self.wcs.world_to_pixel(center))):
             raise RadioLlavaError(f"{where} lies outside {self.path or 'the image'} "
                                   "(it has no pixel position in this projection)")
