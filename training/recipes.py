@@ -55,6 +55,7 @@ class Recipe:
     real_limit: int | None = None        # real galaxies used (None: all of train_real)
     real_val_fraction: float = 0.1       # of the sky groups of real galaxies, held out
     real_zoom_out: tuple = ((2.0, 0.5),)  # (factor, share): real galaxies also set in wider noise fields
+    real_crop_jitter: float = 0.0         # stage 1: real galaxies also cut at (1 - this)–100 % of their field
     image_size: int = 128
     patch_size: int = 16                 # 8 × 8 patches per view
     coordinate_tokens: bool = True       # one token per box coordinate value
@@ -75,7 +76,9 @@ class Recipe:
     long_prompt_keep: float = 0.4         # share of the simulated long-context questions (B1, B2, B5) kept
     negative_box_keep: float = 0.3        # share of "no such source" box answers kept (they are ~70 %)
     multi_turn: float = 0.3               # share of conversations trained as 2–4 turns instead of singles
-    rare_repeat: int = 2                  # records answering a rare class or with boxes, repeated
+    rare_repeat: int = 2                  # records answering a rare class, repeated
+    box_repeat: int = 2                   # records answering with boxes, repeated
+    max_train_boxes: int | None = None    # box answers listing more boxes than this are left out
 
 
 NANO = Recipe()
@@ -250,16 +253,27 @@ class _Stage1(object):
         return Stage1()
 
 
-def _rotate_flip(values, is_sim, generator):
-    """Real galaxies turned by a random multiple of 90° and mirrored half the time (FR class does
-    not depend on orientation); simulated pictures keep theirs (their boxes would move)."""
+def _augment_real(values, is_sim, generator, jitter: float = 0.0):
+    """Real galaxies turned by a random multiple of 90°, mirrored half the time (FR class does not
+    depend on orientation) and, with ``jitter`` j > 0, cut at (1 - j)–100 % of their field around a
+    random point and resized back (a person's selection is never exactly MiraBest's crop).
+    Simulated pictures stay as they are (their boxes would move)."""
     import torch
+    import torch.nn.functional as F
 
     out = values.clone()
+    size = values.shape[-1]
     for i in torch.nonzero(is_sim < 0.5).flatten().tolist():
         k = int(torch.randint(4, (1,), generator=generator))
         x = torch.rot90(values[i], k, (1, 2))
-        out[i] = torch.flip(x, (2,)) if torch.rand(1, generator=generator) < 0.5 else x
+        if torch.rand(1, generator=generator) < 0.5:
+            x = torch.flip(x, (2,))
+        side = int(size * (1 - jitter * float(torch.rand(1, generator=generator)))) if jitter else size
+        if side < size:
+            y0, x0 = (int(torch.randint(size - side + 1, (1,), generator=generator)) for _ in range(2))
+            x = F.interpolate(x[None, :, y0:y0 + side, x0:x0 + side], size=(size, size), mode="bilinear",
+                              align_corners=False)[0]
+        out[i] = x
     return out
 
 
@@ -307,7 +321,7 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
     start = time.perf_counter()
     for step in range(recipe.stage1_steps):
         idx = tr[torch.randint(len(tr), (recipe.stage1_batch,), generator=g)]
-        loss, _ = losses(_rotate_flip(values[idx], is_sim[idx], g), idx)
+        loss, _ = losses(_augment_real(values[idx], is_sim[idx], g, recipe.real_crop_jitter), idx)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -321,6 +335,10 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
         exact = ((out[0] > 0) == (labels[val] > 0.5)).all(1).float().mean()
         pec_acc = (out[1].argmax(1) == pec[val]).float().mean()
         scores = {"val_loss": float(loss), "labels_exact_set": float(exact), "peculiarity_acc": float(pec_acc)}
+        real_train = tr[is_sim[tr] < 0.5][:400]
+        if len(real_train):
+            pred = model(values[real_train])[3].argmax(1)
+            scores["real_fr_train_acc"] = float((pred == fr[real_train]).float().mean())
         real_val = load_stage1(sims, data, recipe, image_processor, real="real_val")
         if real_val is not None:
             pred = model(real_val[0])[3].argmax(1)
@@ -338,6 +356,7 @@ def _cached_stage1(recipe: Recipe, work: Path, real: bool, run):
 
     key = {k: v for k, v in asdict(recipe).items() if k in ("seed", "sim_sets", "real_limit", "image_size",
                                                              "patch_size", "real_val_fraction", "real_zoom_out",
+                                                             "real_crop_jitter",
                                                              "vision_hidden", "vision_layers",
                                                              "vision_heads", "stage1_steps", "stage1_batch",
                                                              "stage1_lr", "val_fraction")}
@@ -362,7 +381,11 @@ def _is_negative_box(question: str, answer: str) -> bool:
 
 
 def _is_rare(answer: str) -> bool:
-    return answer.lstrip().startswith("[") or any(c in answer for c in RARE)
+    return any(c in answer for c in RARE)
+
+
+def _n_boxes(answer: str) -> int:
+    return answer.count("[") if answer.lstrip().startswith("[") else 0
 
 
 def _record(rid: str, image: str, pairs) -> dict:
@@ -381,7 +404,8 @@ def conversations(data: Path, out: Path, recipe: Recipe) -> tuple[Path, Path, li
       "no such source" answers are kept, so boxes are seen more often than refusals.
     - ``multi_turn`` of the conversations are cut into runs of 2–4 questions (a long one only last),
       the rest into single questions: a follow-up must not spoil an answer.
-    - Records answering a rare class or with boxes are repeated ``rare_repeat`` times.
+    - Records answering a rare class are repeated ``rare_repeat`` times, those answering with boxes
+      ``box_repeat`` times; box answers longer than ``max_train_boxes`` boxes are left out.
     The validation records are the real galaxies held out by sky position and a share of the
     simulated images."""
     rng = random.Random(recipe.seed)
@@ -396,7 +420,8 @@ def conversations(data: Path, out: Path, recipe: Recipe) -> tuple[Path, Path, li
             corpus += [t for pair in pairs for t in pair]
             pairs = [(q, a) for q, a in pairs
                      if (real or not _is_long(q) or rng.random() < recipe.long_prompt_keep)
-                     and (not _is_negative_box(q, a) or rng.random() < recipe.negative_box_keep)]
+                     and (not _is_negative_box(q, a) or rng.random() < recipe.negative_box_keep)
+                     and (recipe.max_train_boxes is None or _n_boxes(a) <= recipe.max_train_boxes)]
             image = f"{path.stem}_images/" + Path(rec["image"]).name
             held = path.stem == "real_val" or (not real and rng.random() < recipe.val_fraction)
             if held:
@@ -415,7 +440,8 @@ def conversations(data: Path, out: Path, recipe: Recipe) -> tuple[Path, Path, li
             else:
                 groups = [[p] for p in short + long]
             for k, group in enumerate(groups):
-                repeat = recipe.rare_repeat if any(_is_rare(a) for _, a in group) else 1
+                repeat = max(recipe.rare_repeat if any(_is_rare(a) for _, a in group) else 1,
+                             recipe.box_repeat if any(_n_boxes(a) for _, a in group) else 1)
                 train += [_record(f"{rec['id']}-{k}", image, group)] * repeat
     rng.shuffle(train)
     rng.shuffle(val)
