@@ -146,6 +146,8 @@ def test_ask_without_model_answers_with_nano(capsys, data_dir):
 
 
 @needs_nano
+@pytest.mark.xfail(strict=True, reason="issue 13 (blocked): nano v3 writes well-formed boxes but not on the "
+                   "sources (B7 F1 0.00); this test turns green, and then must lose its mark, with a model that can")
 @pytest.mark.parametrize("size", [64, 256])
 def test_nano_boxes_land_on_simulated_sources(size, tmp_path):
     """Fixed simulated cutouts (a seed the recipe never uses): label answers parse, and the compact
