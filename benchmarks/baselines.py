@@ -248,7 +248,11 @@ class IslandsDetector:
         out = []
         for cut in cutouts:
             found = []
-            for cls, (x0, y0, x1, y1) in find_islands(cut.data, self.beam_px, self.threshold, self.peak):
+            try:
+                islands_found = find_islands(cut.data, self.beam_px, self.threshold, self.peak)
+            except RadioLlavaError:          # a tile with too few pixels for a noise estimate: nothing found
+                islands_found = []
+            for cls, (x0, y0, x1, y1) in islands_found:
                 box = (x0 + cut.x0, y0 + cut.y0, x1 + cut.x0, y1 + cut.y0)
                 found.append(("islands", pixel_box_to_sky(cls, box, cut.image.wcs)))
             out.append((found, [{"task": "islands", "found": len(found)}]))

@@ -109,8 +109,7 @@ def add_scan_parser(sub) -> None:
     p.add_argument("image", help="FITS mosaic with a celestial WCS")
     p.add_argument("--task", required=True,
                    help="box task(s), comma-separated: boxes-compact,boxes-extended (`radiollava tasks`)")
-    p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128; nano: 64, "
-                   "the size it was trained on)")
+    p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
     p.add_argument("--region", help="scan only inside this region (DS9/CRTF/FITS region file, first shape)")
     p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
@@ -190,7 +189,7 @@ def add_similar_parser(sub) -> None:
     example = add_region_args(p, "FITS mosaic with a celestial WCS")     # the example region …
     example.add_argument("--text", help='… or a description: "extended radio galaxy with bent jets"')
     p.add_argument("--top", type=int, default=10, help="how many tiles to keep (default 10)")
-    p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128; nano: 64)")
+    p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
     add_model_args(p)
     p.add_argument("--cache-dir", help="where indexes are kept (default ~/.cache/glue-radiollava/index)")

@@ -245,3 +245,16 @@ def test_islands_find_a_source_in_noise():
     assert classes == ["COMPACT", "EXTENDED"]
     box = next(b for c, b in found if c == "COMPACT")
     assert box[0] < 30 < box[2] and box[1] < 60 < box[3]
+
+
+def test_islands_detector_finds_nothing_on_a_nearly_blank_tile(synthetic_fits):
+    """A scan tile at a mosaic's blank edge (a few pixels of data) gives no boxes, not an error."""
+    from benchmarks.baselines import IslandsDetector
+    from glue_radiollava.core.image import RadioImage
+
+    blank = np.zeros((200, 200), bool)
+    blank[:, :] = True
+    blank[0:2, 0:3] = False                                   # six pixels of data in the corner
+    cut = RadioImage.open(synthetic_fits(blank=blank)).cutout_pixels(0, 0, 64, 64)
+    [(found, info)] = IslandsDetector(beam_px=4.0).detect([cut])
+    assert found == [] and info[0]["found"] == 0

@@ -18,7 +18,7 @@ NANO_TILE, DEFAULT_TILE = 64, 128
 
 
 def default_tile(model: str | None) -> int:
-    """64 px for the embedded nano model (the size it was trained on), 128 px otherwise (the CLI's default)."""
+    """64 px for the embedded nano model (small tiles: few sources per answer), 128 px otherwise (the CLI's default)."""
     return NANO_TILE if (model or NANO) == NANO else DEFAULT_TILE
 
 
