@@ -115,7 +115,8 @@ SKIP_REASONS = (  # phrase in a problem message → the reason it is counted und
     ("is outside the", "label outside the scheme"), ("not a valid", "invalid box"),
     ("zero or negative size", "invalid box"), ("no filepaths", "no image named"), ("no filename", "no image named"),
     ("one label per image", "several labels"), ("incomplete", "incomplete record"),
-    ("unreadable", "unreadable file"), ("no 2-D image", "unreadable file"), ("blank", "blank image"),
+    ("unreadable", "unreadable file"), ("is truncated", "unreadable file"), ("no 2-D image", "unreadable file"),
+    ("blank", "blank image"),
     ("expected 'class", "bad label line"), ("object ", "bad object"),
 )
 MIN_BOX = 0.01    # normalised: smaller boxes would round to a zero size in the 2-decimal answers
