@@ -187,6 +187,9 @@ def test_known_boxes_become_subsets_and_export_to_ds9(app, qtbot, data_dir, tmp_
     centre = wcs.pixel_to_world(99.5 + 50, 119.5 + 25)
     assert first.center.separation(centre).arcsec < 0.01
     assert "EXTENDED #1 (radio-llava)" in out.read_text()
+    before = out.read_bytes()
+    assert panel.export_regions(out) is None and "overwrite=True" in panel.message.text()   # never unasked
+    assert out.read_bytes() == before and panel.export_regions(out, overwrite=True) == out
     table_path = panel.export_catalogue(tmp_path / "boxes.ecsv")
     from astropy.table import Table
 

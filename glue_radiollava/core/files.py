@@ -28,7 +28,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def check_outputs(outputs: dict, inputs=(), overwrite: bool = False) -> None:
+def check_outputs(outputs: dict, inputs=(), overwrite: bool = False, hint: str = "add --overwrite") -> None:
     """Refuse, before any work is done: an output on an input (even with ``overwrite``), two outputs
     on one path, and an existing file unless ``overwrite`` (astropy's convention).
 
@@ -41,7 +41,7 @@ def check_outputs(outputs: dict, inputs=(), overwrite: bool = False) -> None:
         if path.is_dir():
             raise RadioLlavaError(f"{flag} {path} is a folder; give a file name")
         if path.exists() and not overwrite:
-            raise RadioLlavaError(f"{flag} {path} exists; choose a new name or add --overwrite")
+            raise RadioLlavaError(f"{flag} {path} exists; choose a new name or {hint}")
         if not path.parent.is_dir():
             raise RadioLlavaError(f"{flag} {path}: folder {path.parent} does not exist")
         if not os.access(path.parent, os.W_OK):

@@ -80,11 +80,20 @@ class RadioLlavaConsole:
             raise RuntimeError(panel.message.text())
         return panel.answers[-1]
 
-    def export_regions(self, path):
-        return self._need_panel().export_regions(path)
+    def export_regions(self, path, overwrite: bool = False):
+        """Write the dock's boxes as sky regions; an existing file only with ``overwrite=True``."""
+        panel = self._need_panel()
+        out = panel.export_regions(path, overwrite=overwrite)
+        if out is None:
+            raise RuntimeError(panel.message.text())
+        return out
 
-    def export_catalogue(self, path):
-        return self._need_panel().export_catalogue(path)
+    def export_catalogue(self, path, overwrite: bool = False):
+        panel = self._need_panel()
+        out = panel.export_catalogue(path, overwrite=overwrite)
+        if out is None:
+            raise RuntimeError(panel.message.text())
+        return out
 
 
 def _wait_for(panel, done=None, timeout_s: float = 600):

@@ -519,10 +519,14 @@ class AssistantPanel(QtWidgets.QWidget):
             raise RadioLlavaError("there are no boxes to export yet")
         return [r.box for r in rows], rows[0].wcs
 
-    def export_regions(self, path) -> Path | None:
+    def export_regions(self, path, overwrite: bool = False) -> Path | None:
+        """The boxes as sky regions; an existing file is replaced only with ``overwrite`` (the
+        file dialog asks first and passes it)."""
+        from ..core.files import check_outputs
         from ..core.skyregions import write_regions
 
         try:
+            check_outputs({"the region file": path}, overwrite=overwrite, hint="pass overwrite=True")
             boxes, wcs = self._boxes_and_wcs()
             out = write_regions(path, boxes, wcs)
         except RadioLlavaError as exc:
@@ -531,10 +535,12 @@ class AssistantPanel(QtWidgets.QWidget):
         self._info(f"wrote {len(boxes)} regions to {out}")
         return out
 
-    def export_catalogue(self, path) -> Path | None:
+    def export_catalogue(self, path, overwrite: bool = False) -> Path | None:
+        from ..core.files import check_outputs
         from ..core.skyregions import write_catalogue
 
         try:
+            check_outputs({"the catalogue": path}, overwrite=overwrite, hint="pass overwrite=True")
             boxes, _ = self._boxes_and_wcs()
             out = write_catalogue(path, boxes)
         except RadioLlavaError as exc:
@@ -543,12 +549,14 @@ class AssistantPanel(QtWidgets.QWidget):
         self._info(f"wrote {len(boxes)} rows to {out}")
         return out
 
-    def save_transcript(self, path) -> Path | None:
+    def save_transcript(self, path, overwrite: bool = False) -> Path | None:
+        from ..core.files import check_outputs
         from ..core.transcript import save_transcript
 
         entries = [a.to_dict() for a in self.answers]
         image = {"label": self.region.data.label} if self.region is not None else {}
         try:
+            check_outputs({"the transcript": path}, overwrite=overwrite, hint="pass overwrite=True")
             out = save_transcript(path, entries, image)
         except (RadioLlavaError, OSError) as exc:
             self._error(f"{path}: cannot save the transcript ({exc})")
@@ -595,17 +603,17 @@ class AssistantPanel(QtWidgets.QWidget):
     def _export_regions_dialog(self):
         path = self._file_dialog(True, "Export regions", "DS9 (*.reg);;CRTF (*.crtf);;FITS (*.fits)")
         if path:
-            self.export_regions(path)
+            self.export_regions(path, overwrite=True)      # Qt's dialog asked before replacing
 
     def _export_catalogue_dialog(self):
         path = self._file_dialog(True, "Export catalogue", "ECSV (*.ecsv);;CSV (*.csv);;FITS (*.fits)")
         if path:
-            self.export_catalogue(path)
+            self.export_catalogue(path, overwrite=True)
 
     def _save_transcript_dialog(self):
         path = self._file_dialog(True, "Save transcript", "JSON (*.json)")
         if path:
-            self.save_transcript(path)
+            self.save_transcript(path, overwrite=True)
 
     def _load_transcript_dialog(self):
         path = self._file_dialog(False, "Load transcript", "JSON (*.json)")
