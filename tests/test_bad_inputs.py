@@ -79,3 +79,11 @@ def test_a_damaged_weight_file_is_named(damage, tiny_model_dir, tmp_path, synthe
                  "--model", str(model)]) == 1
     err = capsys.readouterr().err
     assert "cannot load the model weights" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_question_longer_than_the_context_is_refused(tiny_model_dir, synthetic_fits, capsys):
+    question = "Is there a radio galaxy? " * 2000                       # ~14,000 tokens, the model holds 4096
+    assert main(["ask", str(synthetic_fits()), "--box", "0", "0", "64", "64", "--question", question,
+                 "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "the model holds at most 4096" in err and len(err.strip().splitlines()) == 1, err

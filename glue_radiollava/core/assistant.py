@@ -139,6 +139,11 @@ class Assistant:
         prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = processor(images=images + [view.picture], text=[prompt], return_tensors="pt")
         model = self.loaded.model
+        limit = self.context_length()
+        n = int(inputs["input_ids"].shape[-1])
+        if limit and n >= limit:
+            raise RadioLlavaError(f"the prompt is {n} tokens (question, conversation and picture); the model holds "
+                                  f"at most {limit}: shorten the question or start a new conversation")
         dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
         out = {}
         for k, v in inputs.items():
@@ -147,6 +152,12 @@ class Assistant:
                 v = v.to(dtype)
             out[k] = v
         return out
+
+    def context_length(self) -> int | None:
+        """How many positions the model's language model holds (None when its config does not say)."""
+        config = self.loaded.model.config
+        text = getattr(config, "text_config", None) or config
+        return getattr(text, "max_position_embeddings", None)
 
     @staticmethod
     def _question(question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
