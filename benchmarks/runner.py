@@ -36,7 +36,7 @@ MAX_NEW_TOKENS = {"boxes": 512}          # everything else: DEFAULT_MAX_NEW_TOKE
 DEFAULT_MAX_NEW_TOKENS = 32
 # options that must match when a run is resumed
 RESUME_KEYS = ("data", "model", "adapter", "quantize", "mode", "shots", "shots_from", "limit", "seed",
-               "max_new_tokens", "iou", "classes")
+               "max_new_tokens", "iou", "classes", "bootstrap", "dtype")
 
 
 @dataclass

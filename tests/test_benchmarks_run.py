@@ -124,6 +124,7 @@ def test_resume_continues_an_interrupted_run(tiny_model_dir, sim, tmp_path):
     (out / "metrics.json").unlink()
     assert main(args) == 1                                   # refuses to overwrite without --resume
     assert main(args + ["--resume", "--mode", "generate"]) == 1     # options must match
+    assert main(args + ["--resume", "--bootstrap", "7"]) == 1       # … the intervals' resamples too
     assert main(args + ["--resume"]) == 0
     again = _lines(out / "predictions.jsonl")
     assert [r["id"] for r in again] == [r["id"] for r in full]
