@@ -94,3 +94,21 @@ def test_a_cube_says_which_plane_it_uses(tmp_path, capsys):
 
     assert RadioImage.open(path, plane=3).cutout_pixels(0, 0, 64, 64).data.max() > 40   # that plane's pixels
     assert main(argv + ["--plane", "7"]) == 1 and "give 0 to 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lines, outcome", [
+    (["fk5", "point(205.0,55.0)", "# text(205.0,55.0) text={hi}"], "no area"),
+    (["this is not", "a region file"], "2 lines could not be read"),
+    (["fk5", "point(205.0,55.0)", "box(205.0,55.0,60\",60\",0)", "circle(205.0,55.0,20\")"], "using the first with an area"),
+])
+def test_region_files_say_what_was_read(lines, outcome, mosaic, tmp_path, capsys):
+    import json
+
+    reg = tmp_path / "r.reg"
+    reg.write_text("# Region file format: DS9\n" + "\n".join(lines) + "\n")
+    code = main(["regions", str(mosaic), "--region", str(reg), "--boxes", BOXES, "--json"])
+    captured = capsys.readouterr()
+    if code == 0:
+        assert any(outcome in w for w in json.loads(captured.out)["warnings"])
+    else:
+        assert outcome in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err

@@ -269,12 +269,14 @@ class RadioImage:
         return self.cutout_pixels(x0, y0, x0 + nx, y0 + ny)
 
     def cutout_region(self, path: str | Path) -> "Cutout":
-        """Cut the bounding box of the first region in a DS9/CRTF/FITS region file."""
-        region = read_first_region(path)
+        """Cut the bounding box of the first shape with an area in a DS9/CRTF/FITS region file."""
+        region, notes = read_region_shape(path)
         if hasattr(region, "to_pixel"):
             region = region.to_pixel(self.wcs)
         bbox = region.bounding_box
-        return self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+        cut = self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+        cut.warnings.extend(notes)
+        return cut
 
 
 MAX_CUTOUT_PX = 8192      # a cutout side; larger ones are refused before anything is allocated
@@ -308,8 +310,9 @@ class _Plane:
         return out.astype(dtype) if dtype is not None else out
 
 
-def read_first_region(path: str | Path):
-    """Read the first shape of a DS9, CRTF or FITS region file."""
+def read_region_shape(path: str | Path):
+    """The first shape with an area (box, circle, ellipse, polygon …) of a DS9, CRTF or FITS
+    region file, and notes on what else the file held (more shapes, points, text)."""
     from regions import Regions
 
     path = str(path)
@@ -317,13 +320,32 @@ def read_first_region(path: str | Path):
         raise RadioLlavaError(f"{path}: no such region file")
     fmt = {".reg": "ds9", ".crtf": "crtf", ".fits": "fits", ".fit": "fits"}.get(Path(path).suffix.lower())
     try:
-        regs = Regions.read(path, format=fmt) if fmt else Regions.read(path)
+        with warnings.catch_warnings(record=True) as skipped:     # "unable to parse line …": counted below
+            warnings.simplefilter("always")
+            regs = Regions.read(path, format=fmt) if fmt else Regions.read(path)
     except Exception as exc:
-        raise RadioLlavaError(f"{path}: cannot read regions ({exc}); "
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise RadioLlavaError(f"{path}: cannot read regions ({first}); "
                               "give a DS9 (.reg), CRTF (.crtf) or FITS region file") from None
+    unparsed = [w for w in skipped if "unable to parse" in str(w.message) or "skipping" in str(w.message)]
     if len(regs) == 0:
-        raise RadioLlavaError(f"{path} contains no region")
-    return regs[0]
+        raise RadioLlavaError(f"{path} contains no region" + (f" ({len(unparsed)} lines could not be read as "
+                                                               "DS9/CRTF shapes)" if unparsed else ""))
+    kinds = [type(r).__name__.replace("SkyRegion", "").replace("PixelRegion", "").lower() for r in regs]
+    shaped = [r for r, k in zip(regs, kinds) if k not in ("point", "text")]
+    if not shaped:
+        raise RadioLlavaError(f"{path} holds only {', '.join(sorted(set(kinds)))} regions, which have no area; "
+                              "draw a box, circle, ellipse or polygon to ask about")
+    notes = [f"{path}: {len(unparsed)} lines could not be read as shapes and were skipped"] if unparsed else []
+    if len(regs) > 1:
+        first = next(k for k in kinds if k not in ("point", "text"))
+        notes.append(f"{path} holds {len(regs)} regions ({', '.join(kinds)}); using the first with an area ({first})")
+    return shaped[0], notes
+
+
+def read_first_region(path: str | Path):
+    """The first shape with an area of a DS9, CRTF or FITS region file (see ``read_region_shape``)."""
+    return read_region_shape(path)[0]
 
 
 @dataclass
