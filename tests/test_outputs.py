@@ -99,7 +99,8 @@ def test_a_cube_says_which_plane_it_uses(tmp_path, capsys):
 @pytest.mark.parametrize("lines, outcome", [
     (["fk5", "point(205.0,55.0)", "# text(205.0,55.0) text={hi}"], "no area"),
     (["this is not", "a region file"], "2 lines could not be read"),
-    (["fk5", "point(205.0,55.0)", "box(205.0,55.0,60\",60\",0)", "circle(205.0,55.0,20\")"], "using the first with an area"),
+    (["fk5", "point(205.0,55.0)", "box(205.0,55.0,60\",60\",0)", "circle(205.0,55.0,20\")"],
+     "using the first with an area"),
 ])
 def test_region_files_say_what_was_read(lines, outcome, mosaic, tmp_path, capsys):
     import json

@@ -86,7 +86,8 @@ NANO_QUICK = replace(NANO, sim_sets=(("field", "lotss", 64, 40), ("field", "firs
                                      ("source", "lotss", 64, 20), ("galaxy", "lotss", 64, 20)),
                      real_limit=40, real_zoom_out=((2.0, 0.3),), vision_hidden=64, vision_layers=2,
                      vision_heads=2, text_hidden=128, text_layers=2, text_heads=4, vocab_size=900,
-                     stage1_steps=120, stage1_batch=32, stage2_steps=160, stage2_batch=8, stage2_lr=3e-3, long_prompt_keep=0.2)
+                     stage1_steps=120, stage1_batch=32, stage2_steps=160, stage2_batch=8, stage2_lr=3e-3,
+                     long_prompt_keep=0.2)
 RECIPES = {"nano": NANO}
 # answers the simulator and the real data hold rarely; balanced sampling repeats their records
 RARE = ("DIFFUSE", "ARTIFACT", "PECULIAR", "FR-I", "FILAMENT")
