@@ -283,6 +283,19 @@ def test_console_object_scripts_the_panel(app, qtbot, data_dir):
     assert answer is panel.answers[-1] and len(console.regions) == 2 and console.last_answer is answer
 
 
+def test_console_exports_never_replace_a_file_unasked(app, qtbot, data_dir, tmp_path):
+    import glue
+
+    known_boxes_panel(app, data_dir)
+    console = glue.env.radiollava
+    console.ask(task="boxes-compact")
+    out = console.export_catalogue(tmp_path / "boxes.ecsv")
+    before = out.read_bytes()
+    with pytest.raises(RuntimeError, match="overwrite=True"):
+        console.export_catalogue(out)
+    assert out.read_bytes() == before and console.export_catalogue(out, overwrite=True) == out
+
+
 def test_preference_pane_persists_in_glue_settings():
     from glue._settings_helpers import load_settings, save_settings
     from glue.config import CFG_DIR, settings

@@ -82,16 +82,16 @@ class RadioLlavaConsole:
 
     def export_regions(self, path, overwrite: bool = False):
         """Write the dock's boxes as sky regions; an existing file only with ``overwrite=True``."""
-        panel = self._need_panel()
-        out = panel.export_regions(path, overwrite=overwrite)
-        if out is None:
-            raise RuntimeError(panel.message.text())
-        return out
+        return self._export("export_regions", path, overwrite)
 
     def export_catalogue(self, path, overwrite: bool = False):
+        """Write the dock's boxes as a table (.ecsv, .csv, .fits); an existing file only with ``overwrite=True``."""
+        return self._export("export_catalogue", path, overwrite)
+
+    def _export(self, method: str, path, overwrite: bool):
         panel = self._need_panel()
-        out = panel.export_catalogue(path, overwrite=overwrite)
-        if out is None:
+        out = getattr(panel, method)(path, overwrite=overwrite)
+        if out is None:                  # the panel shows why; the console raises it
             raise RuntimeError(panel.message.text())
         return out
 
