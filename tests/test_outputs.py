@@ -113,3 +113,19 @@ def test_region_files_say_what_was_read(lines, outcome, mosaic, tmp_path, capsys
         assert any(outcome in w for w in json.loads(captured.out)["warnings"])
     else:
         assert outcome in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
+
+
+def test_a_crtf_without_coord_is_read_in_the_images_frame(mosaic, tmp_path, capsys):
+    """regions would read a CRTF without ``coord=`` as pixels; CASA reads it in the image's frame."""
+    import json
+
+    shape = "box[[205.01deg, 54.99deg], [204.99deg, 55.01deg]]\n"
+    (tmp_path / "bare.crtf").write_text("#CRTFv0\n" + shape)
+    (tmp_path / "full.crtf").write_text("#CRTFv0 CASA Region Text Format version 0\nglobal coord=ICRS\n" + shape)
+    docs = []
+    for name in ("bare.crtf", "full.crtf"):                      # the test image is ICRS
+        assert main(["regions", str(mosaic), "--region", str(tmp_path / name), "--boxes", BOXES, "--json"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert docs[0]["boxes"][0]["pixel_box"] == docs[1]["boxes"][0]["pixel_box"]
+    assert any("names no coord=" in w and "(ICRS)" in w for w in docs[0]["warnings"])
+    assert not any("coord=" in w for w in docs[1]["warnings"])

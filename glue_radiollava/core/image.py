@@ -270,11 +270,9 @@ class RadioImage:
 
     def cutout_region(self, path: str | Path) -> "Cutout":
         """Cut the bounding box of the first shape with an area in a DS9/CRTF/FITS region file."""
-        region, notes = read_region_shape(path)
-        if hasattr(region, "to_pixel"):
-            region = region.to_pixel(self.wcs)
-        bbox = region.bounding_box
-        cut = self.cutout_pixels(bbox.ixmin, bbox.iymin, bbox.ixmax, bbox.iymax)
+        region, notes = read_region_shape(path, crtf_frame(self.wcs))
+        _, (x0, y0, x1, y1) = region_on_image(region, self.wcs, path)
+        cut = self.cutout_pixels(x0, y0, x1, y1)
         cut.warnings.extend(notes)
         return cut
 
@@ -310,19 +308,36 @@ class _Plane:
         return out.astype(dtype) if dtype is not None else out
 
 
-def read_region_shape(path: str | Path):
+_SKY_UNITS = re.compile(r"\d\s*(deg|arcsec|arcmin|rad)\b|\d+[:h]\d+[:m]\d", re.IGNORECASE)
+
+
+def read_region_shape(path: str | Path, crtf_frame: str = "J2000"):
     """The first shape with an area (box, circle, ellipse, polygon …) of a DS9, CRTF or FITS
-    region file, and notes on what else the file held (more shapes, points, text)."""
+    region file, and notes on what else the file held (more shapes, points, text).
+
+    A CRTF file whose shapes are in sky units but that names no ``coord=`` is read in CASA's
+    default, the image's own frame (``crtf_frame``; the reader of ``regions`` would take the
+    numbers as pixels)."""
     from regions import Regions
 
     path = str(path)
     if not Path(path).is_file():
         raise RadioLlavaError(f"{path}: no such region file")
     fmt = {".reg": "ds9", ".crtf": "crtf", ".fits": "fits", ".fit": "fits"}.get(Path(path).suffix.lower())
+    notes = []
     try:
         with warnings.catch_warnings(record=True) as skipped:     # "unable to parse line …": counted below
             warnings.simplefilter("always")
-            regs = Regions.read(path, format=fmt) if fmt else Regions.read(path)
+            text = Path(path).read_text(errors="replace") if fmt == "crtf" else ""
+            if fmt == "crtf" and "coord" not in text.lower() and _SKY_UNITS.search(text):
+                lines = text.splitlines()
+                head = 1 if lines and lines[0].lstrip().startswith("#CRTF") else 0
+                text = "\n".join(lines[:head] + [f"global coord={crtf_frame}"] + lines[head:]) + "\n"
+                regs = Regions.parse(text, format="crtf")
+                notes.append(f"{path} names no coord=; its sky coordinates are read in the image's frame "
+                             f"({crtf_frame})")
+            else:
+                regs = Regions.read(path, format=fmt) if fmt else Regions.read(path)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise RadioLlavaError(f"{path}: cannot read regions ({first}); "
@@ -336,16 +351,44 @@ def read_region_shape(path: str | Path):
     if not shaped:
         raise RadioLlavaError(f"{path} holds only {', '.join(sorted(set(kinds)))} regions, which have no area; "
                               "draw a box, circle, ellipse or polygon to ask about")
-    notes = [f"{path}: {len(unparsed)} lines could not be read as shapes and were skipped"] if unparsed else []
+    if unparsed:
+        notes.append(f"{path}: {len(unparsed)} lines could not be read as shapes and were skipped")
     if len(regs) > 1:
         first = next(k for k in kinds if k not in ("point", "text"))
         notes.append(f"{path} holds {len(regs)} regions ({', '.join(kinds)}); using the first with an area ({first})")
     return shaped[0], notes
 
 
-def read_first_region(path: str | Path):
+def read_first_region(path: str | Path, wcs=None):
     """The first shape with an area of a DS9, CRTF or FITS region file (see ``read_region_shape``)."""
-    return read_region_shape(path)[0]
+    return read_region_shape(path, crtf_frame(wcs) if wcs is not None else "J2000")[0]
+
+
+def region_on_image(region, wcs, path) -> tuple:
+    """A region (sky or pixel) → (pixel region, its integer bounding box) on an image; a sky
+    region the projection cannot place there (e.g. on the far side of the sky) is one error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pixel = region.to_pixel(wcs) if hasattr(region, "to_pixel") else region
+            bb = pixel.bounding_box
+    except (ValueError, np.linalg.LinAlgError, OverflowError) as exc:
+        raise RadioLlavaError(f"{path}: its region cannot be placed on this image ({exc}); "
+                              "is it drawn on another part of the sky?") from None
+    return pixel, (bb.ixmin, bb.iymin, bb.ixmax, bb.iymax)
+
+
+def crtf_frame(wcs) -> str:
+    """The CRTF name of a celestial WCS's frame: J2000, ICRS, B1950 or GALACTIC."""
+    ctype = str(wcs.wcs.ctype[0]).upper()
+    if ctype.startswith("GLON"):
+        return "GALACTIC"
+    radesys = str(getattr(wcs.wcs, "radesys", "") or "").upper()
+    if radesys == "ICRS":
+        return "ICRS"
+    if radesys == "FK4" or float(getattr(wcs.wcs, "equinox", 2000) or 2000) == 1950:
+        return "B1950"
+    return "J2000"
 
 
 @dataclass

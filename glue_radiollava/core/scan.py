@@ -127,13 +127,10 @@ def read_tile(image, tile: Tile):
 
 def region_bounds(image, path: str | Path):
     """A region file → (pixel bounding box, pixel region) on ``image``."""
-    from .image import read_first_region
+    from .image import read_first_region, region_on_image
 
-    region = read_first_region(path)
-    if hasattr(region, "to_pixel"):
-        region = region.to_pixel(image.wcs)
-    bb = region.bounding_box
-    return (bb.ixmin, bb.iymin, bb.ixmax, bb.iymax), region
+    region, bounds = region_on_image(read_first_region(path, image.wcs), image.wcs, path)
+    return bounds, region
 
 
 def _cut_by_tile(pixel_box, tile: Tile, bounds: tuple[int, int, int, int]) -> bool:
