@@ -432,7 +432,7 @@ def train(config: TrainConfig) -> Path:
     if out.exists() and any(out.iterdir()):
         checkpoints = out / "checkpoints"
         checkpoint, torn = last_complete_checkpoint(checkpoints, set_aside=config.resume)
-        for path in torn:
+        for path in torn if config.resume else []:
             print(f"radiollava: {path.name} was not completely written (interrupted while saving); set aside as "
                   f"{path.parent / ('incomplete-' + path.name)}", file=sys.stderr)
         if config.resume and checkpoint is None:
