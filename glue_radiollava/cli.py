@@ -52,14 +52,11 @@ def cutout_from_args(args, image=None):
     return image.cutout_region(args.region)
 
 
-def check_output_args(args, *flags: str, allow_existing: bool = False) -> None:
-    """The outputs named by ``flags`` (argparse dests) checked against the inputs and each other,
-    before anything is loaded (``core.files.check_outputs``)."""
+def check_output_args(args, outputs: dict, allow_existing: bool = False) -> None:
+    """``outputs`` (flag → path) checked against the command's inputs and each other, before
+    anything is loaded (``core.files.check_outputs``)."""
     from .core.files import check_outputs
 
-    outputs = {"--" + f.replace("_", "-"): getattr(args, f, None) for f in flags}
-    if getattr(args, "regions_out", None) and "regions_out" in flags and args.command == "regions":
-        outputs = {("--out" if k == "--regions-out" else k): v for k, v in outputs.items()}
     inputs = [getattr(args, name, None) for name in ("image", "region")]
     check_outputs(outputs, inputs, overwrite=allow_existing or getattr(args, "overwrite", False))
 
@@ -87,7 +84,7 @@ def cmd_ask(args) -> int:
         from .core.tasks import get_task
 
         get_task(args.task)  # an unknown task fails before the model loads
-    check_output_args(args, "regions_out", "catalogue_out")
+    check_output_args(args, {"--regions-out": args.regions_out, "--catalogue-out": args.catalogue_out})
     from .core.models import quiet_transformers
 
     quiet_transformers()
@@ -120,7 +117,7 @@ def cmd_regions(args) -> int:
     from .core.profiles import get_profile, render
     from .core.skyregions import map_boxes
 
-    check_output_args(args, "regions_out", "catalogue_out")
+    check_output_args(args, {"--out": args.regions_out, "--catalogue-out": args.catalogue_out})
     cutout = cutout_from_args(args)
     view = render(cutout, get_profile(args.profile))
     parsed = parse_boxes(args.boxes, args.convention, picture_size=view.picture.size, label=args.label)

@@ -42,7 +42,8 @@ def cmd_scan(args) -> int:
         raise RadioLlavaError(f"--regions-out {args.regions_out}: use .reg (DS9), .crtf or .fits")
     tasks = [t.name for t in box_tasks(args.task.split(","))]   # checked before the model loads
     check_journal(journal_path(args.out), args.resume)        # an earlier scan: --resume, not --overwrite
-    check_output_args(args, "out", "regions_out", allow_existing=args.resume)   # --resume rewrites them
+    check_output_args(args, {"--out": args.out, "--regions-out": args.regions_out},
+                      allow_existing=args.resume)                  # --resume rewrites them
     image = _image(args)
     tiles, bounds, keep = _tiles(args, image)
     journal = journal_path(args.out)
@@ -141,7 +142,7 @@ def cmd_similar(args) -> int:
         boxes_format(args.out)               # a wrong suffix fails before the model loads
     except RadioLlavaError as exc:
         raise RadioLlavaError(f"--out {exc}") from None
-    check_output_args(args, "out")
+    check_output_args(args, {"--out": args.out})
     if args.text is not None:
         text_question(args.text)             # an empty description fails before the model loads
     image = _image(args)

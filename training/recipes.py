@@ -188,16 +188,17 @@ def _real_targets(label: str, grid: int):
             np.zeros((len(BOX_CLASSES), len(DENSE), grid, grid), np.float32), 0.0)
 
 
-def load_stage1(sims: Path, data: Path, recipe: Recipe, image_processor, real: str = "real_train"):
-    """Pictures (as the processor normalises them) and targets: every simulated image, and the
-    real galaxies of the ``real`` dataset when there is one. The last target says "simulated"."""
+def load_stage1(sims: Path | None, data: Path, recipe: Recipe, image_processor, real: str = "real_train"):
+    """Pictures (as the processor normalises them) and targets: every simulated image in ``sims``
+    (None: none), and the real galaxies of the ``real`` dataset when there is one. The last target
+    says "simulated"."""
     import numpy as np
     import torch
     from PIL import Image
 
     grid = recipe.image_size // recipe.patch_size
     pixels, targets = [], []
-    for folder in sorted(p for p in sims.iterdir() if p.is_dir()) if real == "real_train" else []:
+    for folder in sorted(p for p in sims.iterdir() if p.is_dir()) if sims is not None else []:
         objects = json.loads((folder / "objects.json").read_text())["images"]
         pictures = data / f"{folder.name}_images"
         for truth in objects:
@@ -340,7 +341,7 @@ def train_vision(recipe: Recipe, sims: Path, data: Path, image_processor, log=_l
         if len(real_train):
             pred = model(values[real_train])[3].argmax(1)
             scores["real_fr_train_acc"] = float((pred == fr[real_train]).float().mean())
-        real_val = load_stage1(sims, data, recipe, image_processor, real="real_val")
+        real_val = load_stage1(None, data, recipe, image_processor, real="real_val")
         if real_val is not None:
             pred = model(real_val[0])[3].argmax(1)
             scores["real_fr_acc"] = float((pred == real_val[4]).float().mean())

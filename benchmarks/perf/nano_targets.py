@@ -26,13 +26,13 @@ REAL_TARGETS = (("B6", "mirabest", "accuracy", 0.85), ("B6", "frdeep", "accuracy
                 ("B6", "frdeep-nvss", "accuracy", 0.70), ("B7", "lotss", "COMPACT", 0.60))
 
 
-def _run(model: str, task: str, data: str, out: Path, limit: int | None, threads: int | None = None) -> dict:
+def _run(model: str, task: str, data: str, out: Path) -> dict:
     from benchmarks.runner import RunOptions, run
 
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
-    opts = RunOptions(model=model, tasks=task.split(","), data=data, out=str(out), mode="generate", limit=limit,
-                      bootstrap=200, progress=False, resume=out.exists(), batch_size=8, threads=threads)
+    opts = RunOptions(model=model, tasks=task.split(","), data=data, out=str(out), mode="generate",
+                      bootstrap=200, progress=False, resume=out.exists(), batch_size=8)
     return run(opts)
 
 
@@ -67,12 +67,12 @@ def main(argv=None) -> int:
             if not (sim / "objects.json").is_file():
                 write_simulation(sim, args.n, seed=args.seed, cfg=config_for(size, "field"), progress=False,
                                  overwrite=True)
-            metrics = _run(args.model, "B1,B3,B4,B5,B7", str(sim), out / f"run-sim-{size}", None)
+            metrics = _run(args.model, "B1,B3,B4,B5,B7", str(sim), out / f"run-sim-{size}")
             for task, metric, target in SIM_TARGETS:
                 rows.append((task, f"sim {size} px", metric, target, *_score(metrics, task, metric)))
     if not args.skip_real:
         for task, data, metric, target in REAL_TARGETS:
-            metrics = _run(args.model, task, data, out / f"run-{data}", None)
+            metrics = _run(args.model, task, data, out / f"run-{data}")
             rows.append((task, data, metric, target, *_score(metrics, task, metric)))
     print(f"{'task':5} {'data':14} {'metric':10} {'score':>6} {'target':>6} {'unparsed':>8}  met")
     for task, data, metric, target, score, unparsed in rows:

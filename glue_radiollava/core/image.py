@@ -61,8 +61,6 @@ class RadioImage:
     def open(cls, path: str | Path, hdu: int | str | None = None, plane: int | None = None) -> "RadioImage":
         """Open ``path`` (lazily: nothing is read until a cutout) at image HDU ``hdu`` (default: the
         first with an image); ``plane``: which plane of a cube (counted over the non-celestial axes)."""
-        import warnings
-
         from astropy.io import fits
         from astropy.utils.exceptions import AstropyUserWarning
 

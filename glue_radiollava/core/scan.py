@@ -220,7 +220,7 @@ def check_journal(journal: Path, resume: bool) -> None:
     if existing and not resume:
         if not read_journal(journal)[1]:       # only a header: a scan that never finished a tile
             for path in existing:
-                path.unlink()
+                path.unlink(missing_ok=True)      # sharded runs: another process may have been first
             return
         raise RadioLlavaError(f"{existing[0]} holds an earlier scan; add --resume to continue it, "
                               "or choose another --out")

@@ -105,7 +105,7 @@ def _init_coordinate_rows(model, tokenizer) -> None:
         if code.shape[1] < d:
             code = torch.cat([code, torch.zeros(len(ids), d - code.shape[1])], 1)
         with torch.no_grad():
-            matrix[ids] = code * matrix.std() * 1.0
+            matrix[ids] = code * matrix.std()
 
 
 def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
