@@ -87,3 +87,52 @@ def test_a_question_longer_than_the_context_is_refused(tiny_model_dir, synthetic
                  "--model", str(tiny_model_dir)]) == 1
     err = capsys.readouterr().err
     assert "the model holds at most 4096" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write in: ``chattr +i`` for root (who ignores modes), else mode 0555."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(folder)],
+                                                        capture_output=True).returncode:
+            pytest.skip("running as root without chattr +i: no folder here is read-only")
+        undo = ["chattr", "-i", str(folder)]
+    else:
+        folder.chmod(0o555)
+        undo = None
+    yield folder
+    if undo:
+        subprocess.run(undo, check=True)
+    else:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("command", [
+    ["regions", "{img}", "--box", "0", "0", "64", "64", "--boxes", "[0.5, 0.5, 0.1, 0.1]", "--out", "{ro}/b.reg"],
+    ["ask", "{img}", "--box", "0", "0", "64", "64", "--task", "b3-radio-galaxy", "--model", "{nomodel}",
+     "--regions-out", "{ro}/a.reg"],
+    ["scan", "{img}", "--task", "boxes-compact", "--model", "{nomodel}", "--out", "{ro}/s.ecsv"],
+], ids=["regions", "ask", "scan"])
+def test_a_read_only_output_folder_is_refused_first(command, read_only_folder, synthetic_fits, tmp_path, capsys):
+    image = synthetic_fits()
+    filled = [a.format(img=image, nomodel=tmp_path / "no-such-model", ro=read_only_folder) for a in command]
+    assert main(filled) == 1
+    err = capsys.readouterr().err
+    assert "is not writable" in err and "no-such-model" not in err, err        # before the model loads
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert os.listdir(read_only_folder) == []
+
+
+def test_a_folder_turning_read_only_after_the_check_gives_one_error(read_only_folder):
+    """The write itself (not only the check before the work) turns the OS's refusal into one line."""
+    from glue_radiollava.core.errors import RadioLlavaError
+    from glue_radiollava.core.files import atomic_write_text
+
+    with pytest.raises(RadioLlavaError, match="cannot write in folder"):
+        atomic_write_text(read_only_folder / "late.txt", "text")
+    assert os.listdir(read_only_folder) == []

@@ -67,16 +67,20 @@ def atomic_write(path: str | Path, write) -> Path:
         mode = 0o666 & ~_umask()
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix or ".tmp")
-    except PermissionError:
-        raise RadioLlavaError(f"{path}: folder {target.parent} is not writable") from None
+    except OSError as exc:                                    # read-only folder or file system, disk full
+        raise RadioLlavaError(f"{path}: cannot write in folder {target.parent} ({exc.strerror}); "
+                              "choose another output folder") from None
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            raise RadioLlavaError(f"{path}: could not be written ({exc.strerror or exc}); "
+                                  "check the folder's permissions and free space") from None
         raise
     return path
 
