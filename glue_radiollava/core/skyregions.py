@@ -22,6 +22,7 @@ CLASS_COLOURS = {
     "DIFFUSE": "green", "DIFFUSE-LARGE": "green", "FR-I": "blue", "FR-II": "purple",
 }
 DEFAULT_COLOUR = "white"
+ASK_COLOUR = "#ff3ea5"      # the regions a person asks about: a pink no class uses, seen on noise
 
 REGION_FORMATS = {".reg": "ds9", ".ds9": "ds9", ".crtf": "crtf", ".fits": "fits", ".fit": "fits"}
 TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}

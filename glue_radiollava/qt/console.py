@@ -54,9 +54,20 @@ class RadioLlavaConsole:
             return Regions([])
         return to_regions([r.box for r in rows], rows[0].wcs)
 
-    def region(self, viewer, x0, y0, x1, y1, label="console region"):
-        """Ask about the pixel box [x0, x1) × [y0, y1) of the image shown in ``viewer``."""
-        return self._need_panel().set_region(viewer, (x0, y0, x1, y1), label)
+    def region(self, viewer, *box, center=None, size="2arcmin", frame="icrs", label="console region"):
+        """Ask about a region of the image shown in ``viewer``: the pixel box ``x0, y0, x1, y1``
+        ([x0, x1) × [y0, y1)), or a sky ``center`` ("205.12 55.3", "13:40:29 +55:18:00", in
+        ``frame``) and ``size`` ("2arcmin"), which becomes a new ask subset as the dock makes."""
+        panel = self._need_panel()
+        if center is not None:
+            if box:
+                raise ValueError("give a pixel box or center=…, not both")
+            if panel.region_from_text(str(center), str(size), frame, viewer=viewer) is None:
+                raise RuntimeError(panel.message.text())
+            return True
+        if len(box) != 4:
+            raise ValueError("give the pixel box as x0, y0, x1, y1 (or center=… and size=…)")
+        return panel.set_region(viewer, tuple(box), label)
 
     def load(self, model=None, wait=True):
         panel = self._need_panel()
@@ -106,7 +117,7 @@ def _wait_for(panel, done=None, timeout_s: float = 600):
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         app.processEvents()
-        if not panel.busy and panel._after_load is None and (done is None or done()):
+        if not panel.busy and not panel.waiting_for_model and (done is None or done()):
             app.processEvents()
             return
         time.sleep(0.01)

@@ -95,7 +95,7 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
                 poll.stop()
                 answer = panel.answers[-1]
                 finish(0, f"{task}: {answer.text[:200]!r} → {len(answer.boxes)} box(es) on the mosaic")
-            elif not panel.busy and panel._after_load is None:
+            elif not panel.busy and not panel.waiting_for_model:
                 poll.stop()
                 finish(1, f"radiollava demo: {panel.message.text()}")
 

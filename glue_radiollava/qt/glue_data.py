@@ -51,18 +51,46 @@ def radio_image(viewer, data=None) -> RadioImage:
 
 
 def roi_to_pixel_region(roi):
-    """A glue ROI (viewer pixel coordinates) → a ``regions`` pixel shape."""
-    from glue.core.roi import CircularROI, PolygonalROI, RectangularROI
-    from regions import CirclePixelRegion, PixCoord, PolygonPixelRegion, RectanglePixelRegion
+    """A glue ROI (viewer pixel coordinates) → a ``regions`` pixel shape, by glue-astronomy's
+    translator (rotated rectangles and ellipses keep their angle)."""
+    from glue.core.roi import CircularROI, EllipticalROI, PolygonalROI, RectangularROI
+    from glue.core.subset import RoiSubsetState
+    from glue_astronomy.translators.regions import roi_subset_state_to_region
 
-    if isinstance(roi, RectangularROI):
-        return RectanglePixelRegion(PixCoord((roi.xmin + roi.xmax) / 2, (roi.ymin + roi.ymax) / 2),
-                                    roi.xmax - roi.xmin, roi.ymax - roi.ymin)
-    if isinstance(roi, CircularROI):
-        return CirclePixelRegion(PixCoord(roi.xc, roi.yc), roi.radius)
-    if isinstance(roi, PolygonalROI):
-        return PolygonPixelRegion(PixCoord(np.asarray(roi.vx), np.asarray(roi.vy)))
-    raise RadioLlavaError(f"{type(roi).__name__} selections are not supported; draw a rectangle or circle")
+    if not isinstance(roi, (RectangularROI, CircularROI, EllipticalROI, PolygonalROI)):
+        raise RadioLlavaError(f"{type(roi).__name__} selections are not supported; draw a rectangle or circle")
+    return roi_subset_state_to_region(RoiSubsetState(roi=roi))
+
+
+def pixel_region_to_roi(region):
+    """A ``regions`` pixel shape → the glue ROI drawing it (any other shape: its bounding box)."""
+    from glue.core.roi import CircularROI, EllipticalROI, PolygonalROI, RectangularROI
+    from regions import CirclePixelRegion, EllipsePixelRegion, PolygonPixelRegion, RectanglePixelRegion
+
+    c = getattr(region, "center", None)
+    if isinstance(region, RectanglePixelRegion):
+        w, h = region.width / 2, region.height / 2
+        return RectangularROI(c.x - w, c.x + w, c.y - h, c.y + h, theta=float(region.angle.to_value("rad")))
+    if isinstance(region, CirclePixelRegion):
+        return CircularROI(c.x, c.y, region.radius)
+    if isinstance(region, EllipsePixelRegion):
+        return EllipticalROI(c.x, c.y, region.width / 2, region.height / 2,
+                             theta=float(region.angle.to_value("rad")))
+    if isinstance(region, PolygonPixelRegion):
+        return PolygonalROI(list(region.vertices.x), list(region.vertices.y))
+    bb = region.bounding_box
+    return RectangularROI(bb.ixmin - 0.5, bb.ixmax - 0.5, bb.iymin - 0.5, bb.iymax - 0.5)
+
+
+def first_image_viewer(application):
+    """The application's first image viewer, or None."""
+    from glue_qt.viewers.image import ImageViewer
+
+    for tab in getattr(application, "viewers", []):
+        for viewer in tab:
+            if isinstance(viewer, ImageViewer):
+                return viewer
+    return None
 
 
 def subset_pixel_box(subset) -> tuple[int, int, int, int]:

@@ -18,12 +18,15 @@ from qtpy import QtCore, QtGui, QtWidgets
 
 from .. import settings
 from ..core.errors import RadioLlavaError
+from ..core.skyregions import ASK_COLOUR
 from . import glue_data
+from .widgets import guard_wheel
 from .workers import Job, protect_stderr
 
 log = logging.getLogger(__name__)
 
 FREE_QUESTION = "Free question"
+SKY_FRAMES = ("icrs", "fk5", "fk4", "galactic")     # the frames a typed centre may be given in
 
 
 @dataclass
@@ -38,6 +41,7 @@ class RegionContext:
     cutout: object               # core Cutout
     view: object = None          # core ModelView (rendered with the model's profile)
     group: object = None         # the glue subset group of the region
+    viewer: object = None        # the image viewer it was drawn on
 
 
 @dataclass
@@ -72,6 +76,7 @@ class AssistantPanel(QtWidgets.QWidget):
         self.answers: list = []          # core Answer objects, in order (the transcript)
         self.box_rows: list[BoxRow] = []
         self.box_counts: dict[str, int] = {}
+        self.ask_regions = 0             # ask regions made so far (their labels count up)
         self.job: Job | None = None
         self._busy = False               # a job is running and its result not yet handled
         self._after_load = None
@@ -84,9 +89,18 @@ class AssistantPanel(QtWidgets.QWidget):
     # ================================================================ UI
     def _build_ui(self):
         layout = QtWidgets.QVBoxLayout(self)
+        self.message = QtWidgets.QLabel("")        # at the top: an error is seen without scrolling
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        layout.addWidget(self.message)
 
-        model_box = QtWidgets.QGroupBox("Model")
-        form = QtWidgets.QGridLayout(model_box)
+        model_box = self.model_box = QtWidgets.QGroupBox("Model")
+        model_box.setCheckable(True)      # folds once a model is loaded; its title says which
+        model_body = QtWidgets.QWidget()
+        model_box.toggled.connect(model_body.setVisible)
+        QtWidgets.QVBoxLayout(model_box).addWidget(model_body)
+        form = QtWidgets.QGridLayout(model_body)
+        form.setContentsMargins(0, 0, 0, 0)
         self.model_edit = QtWidgets.QLineEdit(settings.get("RADIOLLAVA_MODEL"))
         self.model_edit.setToolTip("nano (embedded), a local model folder, or a hub id org/name")
         self.adapter_edit = QtWidgets.QLineEdit(settings.get("RADIOLLAVA_ADAPTER"))
@@ -106,30 +120,57 @@ class AssistantPanel(QtWidgets.QWidget):
         self.progress.setMaximumHeight(8)
         self.model_status = QtWidgets.QLabel("no model loaded")
         self.model_status.setWordWrap(True)
-        form.addWidget(QtWidgets.QLabel("Model"), 0, 0)
-        form.addWidget(self.model_edit, 0, 1, 1, 3)
-        form.addWidget(QtWidgets.QLabel("Adapter"), 1, 0)
-        form.addWidget(self.adapter_edit, 1, 1, 1, 3)
-        form.addWidget(QtWidgets.QLabel("Quantize"), 2, 0)
-        form.addWidget(self.quantize_combo, 2, 1)
-        form.addWidget(QtWidgets.QLabel("Device"), 2, 2)
-        form.addWidget(self.device_combo, 2, 3)
-        form.addWidget(self.load_button, 3, 0)
-        form.addWidget(self.model_status, 3, 1, 1, 3)
-        form.addWidget(self.progress, 4, 0, 1, 4)
+        form.addWidget(self.model_edit, 0, 0, 1, 3)
+        form.addWidget(self.load_button, 0, 3)
+        form.addWidget(self.adapter_edit, 1, 0)
+        form.addWidget(self.quantize_combo, 1, 1)
+        form.addWidget(self.device_combo, 1, 2, 1, 2)
+        form.addWidget(self.model_status, 2, 0, 1, 4)
+        form.addWidget(self.progress, 3, 0, 1, 4)
+        self.quantize_combo.setToolTip("quantize the model's weights (needs bitsandbytes and a GPU)")
+        self.device_combo.setToolTip("auto, cpu, cuda, cuda:1, mps")
+        form.setColumnStretch(0, 1)
         layout.addWidget(model_box)
 
-        region_box = QtWidgets.QGroupBox("Region (as the model sees it)")
-        rlay = QtWidgets.QHBoxLayout(region_box)
+        region_box = self.region_box = QtWidgets.QGroupBox("Region — preview as the model sees it")
+        outer = QtWidgets.QVBoxLayout(region_box)
+        rlay = QtWidgets.QHBoxLayout()
+        column = QtWidgets.QVBoxLayout()
         self.preview = QtWidgets.QLabel("draw a region with the\nradio-llava tools")
-        self.preview.setFixedSize(160, 160)
+        self.preview.setFixedSize(128, 128)
         self.preview.setAlignment(QtCore.Qt.AlignCenter)
         self.preview.setStyleSheet("background: #202020; color: #aaaaaa;")
+        column.addWidget(self.preview)
+        column.addStretch(1)
         self.region_info = QtWidgets.QLabel("")
         self.region_info.setWordWrap(True)
         self.region_info.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-        rlay.addWidget(self.preview)
+        self.region_info.setAlignment(QtCore.Qt.AlignTop)
+        rlay.addLayout(column)
         rlay.addWidget(self.region_info, 1)
+        outer.addLayout(rlay)
+        row = QtWidgets.QHBoxLayout()
+        self.centre_edit = QtWidgets.QLineEdit()
+        self.centre_edit.setPlaceholderText("centre: 205.12 55.3 or 13:40:29 +55:18:00")
+        self.centre_edit.returnPressed.connect(lambda: self.region_from_text())
+        self.frame_combo = QtWidgets.QComboBox()
+        self.frame_combo.addItems(SKY_FRAMES)
+        self.frame_combo.setToolTip("the frame of the typed centre")
+        self.size_edit = QtWidgets.QLineEdit("2arcmin")
+        self.size_edit.setToolTip("width (= height): 2arcmin, 90arcsec, 0.05deg")
+        self.size_edit.setMaximumWidth(90)
+        self.size_edit.returnPressed.connect(lambda: self.region_from_text())
+        self.go_button = QtWidgets.QPushButton("Go")
+        self.go_button.setToolTip("make an ask region at this centre and size")
+        self.go_button.clicked.connect(lambda: self.region_from_text())
+        self.region_file_button = QtWidgets.QPushButton("File…")
+        self.region_file_button.setToolTip("Load region file: ask about the first shape of a DS9 or CRTF "
+                                           "file (sky or pixel)")
+        self.region_file_button.clicked.connect(self._region_file_dialog)
+        for w, stretch in ((self.centre_edit, 1), (self.frame_combo, 0), (self.size_edit, 0), (self.go_button, 0),
+                           (self.region_file_button, 0)):
+            row.addWidget(w, stretch)
+        outer.addLayout(row)
         layout.addWidget(region_box)
 
         ask_box = QtWidgets.QGroupBox("Ask")
@@ -143,41 +184,66 @@ class AssistantPanel(QtWidgets.QWidget):
             for task in load_tasks().values():
                 self.task_combo.addItem(task.title, task.name)
         except RadioLlavaError as exc:
-            self._error(str(exc))
+            self.error(str(exc))
+        self.task_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.task_combo.setMinimumContentsLength(14)       # long task titles must not widen the dock
+        self.task_combo.currentIndexChanged.connect(self._on_task_chosen)
         self.question_edit = QtWidgets.QLineEdit()
         self.question_edit.setPlaceholderText("Ask about the region, or pick a task")
         self.question_edit.returnPressed.connect(lambda: self.ask())
+        self.question_edit.textEdited.connect(self._on_question_typed)
+        self.follow_up = QtWidgets.QCheckBox("Follow up")
+        self.follow_up.setToolTip("ask a task within the conversation; off: each task sees the region "
+                                  "alone, as the benchmarks ask it (free questions always follow up)")
         self.ask_button = QtWidgets.QPushButton("Ask")
         self.ask_button.clicked.connect(lambda: self.ask())
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
         row.addWidget(self.task_combo, 1)
+        row.addWidget(self.follow_up)
         row.addWidget(self.ask_button)
         row.addWidget(self.stop_button)
         alay.addLayout(row)
         alay.addWidget(self.question_edit)
         self.chat = QtWidgets.QPlainTextEdit()
         self.chat.setReadOnly(True)
-        self.chat.setMinimumHeight(120)
+        self.chat.setMinimumHeight(64)
+        # the chat and the box table share what height there is (their size hints would make the
+        # dock scroll on a laptop screen)
+        self.chat.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Ignored)
         alay.addWidget(self.chat, 1)
         row = QtWidgets.QHBoxLayout()
         self.new_chat_button = QtWidgets.QPushButton("New conversation")
         self.new_chat_button.clicked.connect(self.new_conversation)
-        self.example_button = QtWidgets.QPushButton("Use as example")
-        self.example_button.setToolTip("Pin this region with its last question and answer as an "
-                                       "in-context example for later questions")
-        self.example_button.clicked.connect(lambda: self.pin_example())
-        self.clear_examples_button = QtWidgets.QPushButton("Clear examples")
-        self.clear_examples_button.clicked.connect(self.clear_examples)
-        self.examples_label = QtWidgets.QLabel("0 examples")
-        for w in (self.new_chat_button, self.example_button, self.clear_examples_button, self.examples_label):
+        self.examples_button = QtWidgets.QToolButton()       # a menu: the row fits a narrow dock
+        self.examples_button.setText("Examples (0)")
+        self.examples_button.setToolTip("in-context examples: regions with a question and answer that "
+                                        "later questions see first")
+        self.examples_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
+        menu = QtWidgets.QMenu(self.examples_button)
+        menu.addAction("Use this region and its last answer as an example", lambda: self.pin_example())
+        menu.addAction("Clear examples", self.clear_examples)
+        self.examples_button.setMenu(menu)
+        self.transcript_button = QtWidgets.QToolButton()
+        self.transcript_button.setText("Transcript")
+        self.transcript_button.setToolTip("save the conversation with its boxes and provenance, or load one")
+        self.transcript_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
+        menu = QtWidgets.QMenu(self.transcript_button)
+        self.save_transcript_action = menu.addAction("Save transcript…", self._save_transcript_dialog)
+        menu.addAction("Load transcript…", self._load_transcript_dialog)
+        self.transcript_button.setMenu(menu)
+        for w in (self.new_chat_button, self.examples_button):
             row.addWidget(w)
+        row.addStretch(1)
+        row.addWidget(self.transcript_button)
         alay.addLayout(row)
         layout.addWidget(ask_box, 1)
 
-        boxes_box = QtWidgets.QGroupBox("Boxes")
-        blay = QtWidgets.QVBoxLayout(boxes_box)
+        # Boxes, Scan and Find-more share one tab widget: the chat and the boxes fit a 768 px screen
+        self.lower_tabs = QtWidgets.QTabWidget()
+        boxes_body = QtWidgets.QWidget()
+        blay = QtWidgets.QVBoxLayout(boxes_body)
         self.table = QtWidgets.QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(["Show", "Class", "RA (deg)", "Dec (deg)", "Width (\")",
                                               "Height (\")", "Score"])
@@ -185,55 +251,65 @@ class AssistantPanel(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.itemChanged.connect(self._on_table_item_changed)
+        self.table.setMinimumHeight(60)
+        self.table.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Ignored)
         blay.addWidget(self.table)
         row = QtWidgets.QHBoxLayout()
         self.delete_button = QtWidgets.QPushButton("Delete")
         self.delete_button.clicked.connect(lambda: self.delete_boxes())
-        export_regions = QtWidgets.QPushButton("Export regions…")
+        self.export_regions_button = export_regions = QtWidgets.QPushButton("Export regions…")
         export_regions.clicked.connect(self._export_regions_dialog)
-        export_table = QtWidgets.QPushButton("Export catalogue…")
+        self.export_table_button = export_table = QtWidgets.QPushButton("Export catalogue…")
         export_table.clicked.connect(self._export_catalogue_dialog)
         for w in (self.delete_button, export_regions, export_table):
             row.addWidget(w)
         blay.addLayout(row)
-        row = QtWidgets.QHBoxLayout()
-        save = QtWidgets.QPushButton("Save transcript…")
-        save.clicked.connect(self._save_transcript_dialog)
-        load = QtWidgets.QPushButton("Load transcript…")
-        load.clicked.connect(self._load_transcript_dialog)
-        row.addWidget(save)
-        row.addWidget(load)
-        blay.addLayout(row)
-        layout.addWidget(boxes_box)
+        self.lower_tabs.addTab(boxes_body, "Boxes")
 
         from .scan_panel import ScanSection
-
-        self.scan_section = ScanSection(self)
-        layout.addWidget(self.scan_section)
-
         from .similar_panel import SimilarSection
 
+        self.scan_section = ScanSection(self)
         self.similar_section = SimilarSection(self)
-        layout.addWidget(self.similar_section)
-
-        self.message = QtWidgets.QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-        layout.addWidget(self.message)
+        for section in (self.scan_section, self.similar_section):
+            section.setCheckable(False)                   # a tab instead of a fold
+            page = QtWidgets.QScrollArea()                # a long section scrolls inside its tab
+            page.setWidgetResizable(True)
+            page.setFrameShape(QtWidgets.QFrame.NoFrame)
+            page.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Ignored)
+            page.setWidget(section)
+            self.lower_tabs.addTab(page, section.title())
+            section.setTitle("")
+        layout.addWidget(self.lower_tabs, 1)
+        guard_wheel(self)
+        self._update_buttons()
 
     # ================================================================ messages
-    def _error(self, text: str):
+    def error(self, text: str):
+        """Show ``text`` as an error at the top of the panel and in glue's status bar."""
         self.message.setStyleSheet("color: #c0392b;")
         self.message.setText(text)
+        self._status_bar(text)
         log.info("radiollava: %s", text)
 
-    def _info(self, text: str):
+    def info(self, text: str):
         self.message.setStyleSheet("")
         self.message.setText(text)
+        self._status_bar(text)
+
+    def _status_bar(self, text: str):
+        bar = getattr(self.application, "statusBar", None)
+        if callable(bar):
+            bar().showMessage(f"radio-llava: {text}" if text else "", 15000)
 
     @property
     def busy(self) -> bool:
         return self._busy
+
+    @property
+    def waiting_for_model(self) -> bool:
+        """A question waits for the model being loaded (it is asked once the model is ready)."""
+        return self._after_load is not None
 
     def _set_busy(self, busy: bool, what: str = ""):
         self._busy = busy
@@ -242,13 +318,13 @@ class AssistantPanel(QtWidgets.QWidget):
         self.load_button.setEnabled(not busy)
         self.stop_button.setEnabled(busy)
         if what:
-            self._info(what)
+            self.info(what)
         self.busy_changed.emit(busy)
 
-    def _start(self, job: Job, what: str, on_success, on_failure=None) -> bool:
+    def run_job(self, job: Job, what: str, on_success, on_failure=None) -> bool:
         """Run ``job``; on the GUI thread the panel is idle again BEFORE the handlers run."""
         if self.busy:
-            self._error("the assistant is busy; press Stop first")
+            self.error("the assistant is busy; press Stop first")
             return False
         self.job = job
 
@@ -261,7 +337,7 @@ class AssistantPanel(QtWidgets.QWidget):
             self._after_load = None
             if on_failure is not None:
                 on_failure(message)
-            self._error(message)
+            self.error(message)
 
         job.on(job.succeeded, succeeded)
         job.on(job.failed, failed)
@@ -294,7 +370,7 @@ class AssistantPanel(QtWidgets.QWidget):
 
         self.model_status.setText(f"loading {spec.describe()} …")
         job = Job(work, name="loading the model", parent=self)
-        return self._start(job, f"loading {spec.describe()} …",
+        return self.run_job(job, f"loading {spec.describe()} …",
                            on_success=lambda assistant: self._on_model_loaded(assistant, spec),
                            on_failure=lambda msg: self.model_status.setText("no model loaded"))
 
@@ -311,7 +387,9 @@ class AssistantPanel(QtWidgets.QWidget):
                                       f"{loaded.device}/{loaded.dtype} · {loaded.load_s:.1f} s")
         else:
             self.model_status.setText(f"{type(assistant).__name__} ready")
-        self._info("model ready")
+        self.info("model ready")
+        self.model_box.setTitle(f"Model: {self.model_status.text()}")
+        self.model_box.setChecked(False)       # folded: the title names the model; tick to change it
         if self.region is not None:
             self._render_region()
         self.model_ready.emit(assistant)
@@ -327,14 +405,84 @@ class AssistantPanel(QtWidgets.QWidget):
             image = glue_data.radio_image(viewer, data)
             cutout = glue_data.cutout_for_box(image, box)
         except RadioLlavaError as exc:
-            self._error(str(exc))
+            self.error(str(exc))
             return False
         self.region = RegionContext(label, data, viewer.state.x_att, viewer.state.y_att, image, cutout,
-                                    group=group)
+                                    group=group, viewer=viewer)
         self.conversation = Conversation()
         self._render_region()
         self._append_chat(f"— {label} —\n")
         return True
+
+    def ask_region(self, viewer, roi, label: str | None = None):
+        """A NEW ask subset for a glue ROI (viewer pixels) and the panel focused on it; the
+        person's own subsets are left alone. Returns the subset group, or None (the panel says why)."""
+        self.ask_regions += 1
+        label = label or f"Ask region #{self.ask_regions} (radio-llava)"
+        try:
+            box = glue_data.pixel_box(glue_data.roi_to_pixel_region(roi))
+        except RadioLlavaError as exc:
+            self.error(str(exc))
+            return None
+        if not self.set_region(viewer, box, label):
+            return None  # no overlap, not an image, …: nothing was created
+        group = glue_data.new_subset(self.session, viewer.state.x_att, viewer.state.y_att, roi, label, ASK_COLOUR)
+        self.region.group = group
+        return group
+
+    def _ask_viewer(self, viewer=None):
+        viewer = viewer or (self.region.viewer if self.region is not None else None)
+        viewer = viewer or glue_data.first_image_viewer(self.application)
+        if viewer is None:
+            raise RadioLlavaError("open a FITS image in an image viewer first")
+        return viewer
+
+    def region_from_text(self, centre: str | None = None, size: str | None = None, frame: str | None = None,
+                         viewer=None):
+        """An ask region from a typed sky centre (degrees or sexagesimal, in ``frame``) and size."""
+        from glue.core.roi import RectangularROI
+
+        from ..core.image import parse_center, parse_size
+
+        centre = self.centre_edit.text() if centre is None else centre
+        size = self.size_edit.text() if size is None else size
+        frame = frame or self.frame_combo.currentText()
+        try:
+            if not str(centre).strip():
+                raise RadioLlavaError("type a centre first, e.g. 205.12 55.3 or 13:40:29 +55:18:00")
+            viewer = self._ask_viewer(viewer)
+            image = glue_data.radio_image(viewer)
+            cut = image.cutout_sky(parse_center(centre, frame), parse_size(size))
+        except RadioLlavaError as exc:
+            self.error(str(exc))
+            return None
+        ny, nx = cut.shape
+        roi = RectangularROI(xmin=cut.x0 - 0.5, xmax=cut.x0 + nx - 0.5, ymin=cut.y0 - 0.5, ymax=cut.y0 + ny - 0.5)
+        return self.ask_region(viewer, roi, f"{centre.strip()} {size.strip()} (radio-llava)")
+
+    def region_from_file(self, path, viewer=None):
+        """An ask region from the first shape with an area of a DS9/CRTF/FITS region file."""
+        from ..core.image import crtf_frame, read_region_shape, region_on_image
+
+        try:
+            viewer = self._ask_viewer(viewer)
+            image = glue_data.radio_image(viewer)
+            shape, notes = read_region_shape(path, crtf_frame(image.wcs))
+            pixel, _ = region_on_image(shape, image.wcs, path)
+        except RadioLlavaError as exc:
+            self.error(str(exc))
+            return None
+        group = self.ask_region(viewer, glue_data.pixel_region_to_roi(pixel),
+                                f"{Path(str(path)).name} (radio-llava)")
+        if group is not None:
+            self.info("; ".join([f"read {type(shape).__name__.replace('SkyRegion', '').replace('PixelRegion', '')}"
+                                 f" from {Path(str(path)).name}"] + notes))
+        return group
+
+    def _region_file_dialog(self):
+        path = self._file_dialog(False, "Load region file", "Regions (*.reg *.ds9 *.crtf *.fits);;All files (*)")
+        if path:
+            self.region_from_file(path)
 
     def _profile(self):
         from ..core.profiles import get_profile
@@ -357,32 +505,43 @@ class AssistantPanel(QtWidgets.QWidget):
         ny, nx = region.cutout.shape
         lon, lat = centre.spherical.lon.deg, centre.spherical.lat.deg
         names = ("l", "b") if centre.frame.name == "galactic" else ("RA", "Dec")
-        text = (f"<b>{region.label}</b><br>{region.data.label}<br>"
+        text = (f"<b>{region.label}</b> — {region.data.label}<br>"
                 f"{names[0]} {lon:.5f}°, {names[1]} {lat:+.5f}° ({centre.frame.name})<br>"
-                f"{w / 60:.2f}′ × {h / 60:.2f}′ ({nx}×{ny} px)<br>"
-                f"profile {region.view.profile.name} v{region.view.profile.version}")
+                f"{w / 60:.2f}′ × {h / 60:.2f}′ ({nx}×{ny} px) · profile {region.view.profile.name} "
+                f"v{region.view.profile.version}")
+        try:
+            from ..core.stats import HOW, region_statistics
+
+            text += "<br>" + "<br>".join(region_statistics(region.cutout).lines())
+            self.region_info.setToolTip(HOW)
+        except (ValueError, RadioLlavaError) as exc:       # e.g. no finite pixel: the preview still shows
+            log.info("radiollava: no statistics for %s: %s", region.label, exc)
         if region.view.warnings:
             text += "<br><i>" + "<br>".join(region.view.warnings) + "</i>"
         self.region_info.setText(text)
+        north = "north up" if region.view.profile.north_up else "north down"
+        self.region_box.setTitle(f"Region — preview as the model sees it, {north}")
 
     # ================================================================ asking
     def ask(self, question: str | None = None, task: str | None = None) -> bool:
         """Ask about the current region (question text, or the selected task preset)."""
         if self.region is None:
-            self._error("no region yet: draw one with the radio-llava rectangle or circle tool, "
+            self.error("no region yet: draw one with the radio-llava rectangle or circle tool, "
                         "or right-click a subset → Ask radio-llava")
             return False
-        if question is None and task is None:
-            question = self.question_edit.text().strip() or None
+        if question is None and task is None:       # the menu's task wins; a typed question is a free one
             task = self.task_combo.currentData()
+            question = None if task else (self.question_edit.text().strip() or None)
         if not question and not task:
-            self._error("type a question or pick a task")
+            self.error("type a question or pick a task")
             return False
         if self.assistant is None:
             return self.load_model(then=lambda: self.ask(question, task))
         if self.region.view is None:
             self._render_region()
-        region, turns, examples = self.region, list(self.conversation.turns), list(self.examples)
+        follow_up = task is None or self.follow_up.isChecked()
+        region, examples = self.region, list(self.examples)
+        turns = list(self.conversation.turns) if follow_up else []     # a task sees the region alone
         assistant = self.assistant
         max_new = settings.get("RADIOLLAVA_MAX_NEW_TOKENS")
         temperature = settings.get("RADIOLLAVA_TEMPERATURE")
@@ -393,16 +552,35 @@ class AssistantPanel(QtWidgets.QWidget):
                                  cancel=cancel)
 
         shown = question or self.task_combo.itemText(max(self.task_combo.findData(task), 0))
-        self._append_chat(f"\nYou: {shown}\nradio-llava: ")
+        alone = "" if turns or task is None else " (region alone)"
+        self._append_chat(f"\nYou: {shown}{alone}\nradio-llava: ")
         job = Job(work, name="asking the model", parent=self)
         job.on(job.text, self._append_chat)
-        return self._start(job, "generating … (Stop to interrupt)",
-                           on_success=lambda answer: self._on_answer(answer, region))
+
+        def answered(answer):
+            answer.provenance["conversation"] = {"follow_up": follow_up, "earlier_turns": len(turns)}
+            self._on_answer(answer, region)
+
+        return self.run_job(job, "generating … (Stop to interrupt)", on_success=answered)
+
+    def _on_task_chosen(self, _index):
+        """Picking a task shows its question in the text box; "Free question" clears it."""
+        from ..core.tasks import get_task
+
+        name = self.task_combo.currentData()
+        self.question_edit.setText(get_task(name).prompt if name else "")
+
+    def _on_question_typed(self, _text):
+        """Editing the text turns it into a free question (the menu follows)."""
+        if self.task_combo.currentData() is not None:
+            self.task_combo.blockSignals(True)
+            self.task_combo.setCurrentIndex(0)
+            self.task_combo.blockSignals(False)
 
     def stop(self):
         if self.job is not None:
             self.job.cancel()
-            self._info("stopping …")
+            self.info("stopping …")
 
     def _append_chat(self, text: str):
         cursor = self.chat.textCursor()
@@ -418,6 +596,7 @@ class AssistantPanel(QtWidgets.QWidget):
         if answer.cancelled:
             self._append_chat("(stopped)\n")
         self.answers.append(answer)
+        self._update_buttons()
         if region is self.region:
             self.conversation.turns.append(Turn(answer.question, answer.text))
         added = []
@@ -429,9 +608,9 @@ class AssistantPanel(QtWidgets.QWidget):
         if added:
             notes.insert(0, f"{len(added)} box(es) added to the mosaic")
         if answer.parsed.unparsed:
-            self._error("; ".join(notes))
+            self.error("; ".join(notes))
         else:
-            self._info("; ".join(notes) if notes else f"answered in {answer.timings.get('generate_s', 0):.1f} s")
+            self.info("; ".join(notes) if notes else f"answered in {answer.timings.get('generate_s', 0):.1f} s")
         self.answer_ready.emit(answer)
 
     # ================================================================ boxes
@@ -448,7 +627,22 @@ class AssistantPanel(QtWidgets.QWidget):
         for row in rows:
             self._append_table_row(row)
         self.box_rows.extend(rows)
+        self._update_buttons()
         return rows
+
+    def show_section(self, section):
+        """Bring a tab (the Boxes page, the Scan or Find-more section) to the front."""
+        for index in range(self.lower_tabs.count()):
+            page = self.lower_tabs.widget(index)
+            if page is section or getattr(page, "widget", lambda: None)() is section:
+                self.lower_tabs.setCurrentIndex(index)
+
+    def _update_buttons(self):
+        """Export and delete only when there are boxes; saving a transcript only with answers."""
+        self.lower_tabs.setTabText(0, f"Boxes ({len(self.box_rows)})" if self.box_rows else "Boxes")
+        for button in (self.delete_button, self.export_regions_button, self.export_table_button):
+            button.setEnabled(bool(self.box_rows))
+        self.save_transcript_action.setEnabled(bool(self.answers))
 
     def _append_table_row(self, row: BoxRow):
         b = row.box
@@ -489,6 +683,7 @@ class AssistantPanel(QtWidgets.QWidget):
             row = self.box_rows.pop(index)
             glue_data.remove_group(self.session.data_collection, row.group)
             self.table.removeRow(index)
+        self._update_buttons()
 
     # ================================================================ few-shot
     def pin_example(self, answer_text: str | None = None) -> bool:
@@ -496,17 +691,17 @@ class AssistantPanel(QtWidgets.QWidget):
         from ..core.assistant import Example
 
         if self.region is None or self.region.view is None or not self.conversation.turns:
-            self._error("ask something about a region first; its answer becomes the example")
+            self.error("ask something about a region first; its answer becomes the example")
             return False
         last = self.conversation.turns[-1]
         self.examples.append(Example(self.region.view, last.question, answer_text or last.answer))
-        self.examples_label.setText(f"{len(self.examples)} example{'s' if len(self.examples) != 1 else ''}")
-        self._info(f"pinned {self.region.label} as example {len(self.examples)}")
+        self.examples_button.setText(f"Examples ({len(self.examples)})")
+        self.info(f"pinned {self.region.label} as example {len(self.examples)}")
         return True
 
     def clear_examples(self):
         self.examples = []
-        self.examples_label.setText("0 examples")
+        self.examples_button.setText("Examples (0)")
 
     def new_conversation(self):
         self.conversation = Conversation()
@@ -530,9 +725,9 @@ class AssistantPanel(QtWidgets.QWidget):
             boxes, wcs = self._boxes_and_wcs()
             out = write_regions(path, boxes, wcs)
         except RadioLlavaError as exc:
-            self._error(str(exc))
+            self.error(str(exc))
             return None
-        self._info(f"wrote {len(boxes)} regions to {out}")
+        self.info(f"wrote {len(boxes)} regions to {out}")
         return out
 
     def export_catalogue(self, path, overwrite: bool = False) -> Path | None:
@@ -544,9 +739,9 @@ class AssistantPanel(QtWidgets.QWidget):
             boxes, _ = self._boxes_and_wcs()
             out = write_catalogue(path, boxes)
         except RadioLlavaError as exc:
-            self._error(str(exc))
+            self.error(str(exc))
             return None
-        self._info(f"wrote {len(boxes)} rows to {out}")
+        self.info(f"wrote {len(boxes)} rows to {out}")
         return out
 
     def save_transcript(self, path, overwrite: bool = False) -> Path | None:
@@ -559,9 +754,9 @@ class AssistantPanel(QtWidgets.QWidget):
             check_outputs({"the transcript": path}, overwrite=overwrite, hint="pass overwrite=True")
             out = save_transcript(path, entries, image)
         except (RadioLlavaError, OSError) as exc:
-            self._error(f"{path}: cannot save the transcript ({exc})")
+            self.error(f"{path}: cannot save the transcript ({exc})")
             return None
-        self._info(f"saved {len(entries)} answers to {out}")
+        self.info(f"saved {len(entries)} answers to {out}")
         return out
 
     def load_transcript(self, path, viewer=None) -> int:
@@ -573,7 +768,7 @@ class AssistantPanel(QtWidgets.QWidget):
             region = self._region_for(viewer)
             placed = [[b.on_image(region.image.wcs) for b in entry["boxes"]] for entry in entries]
         except RadioLlavaError as exc:
-            self._error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+            self.error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
             return 0
         count = 0
         for entry, boxes in zip(entries, placed):
@@ -581,19 +776,20 @@ class AssistantPanel(QtWidgets.QWidget):
             if boxes:
                 self.add_boxes(boxes, region)
                 count += len(boxes)
-        self._info(f"loaded {len(entries)} answers and {count} boxes from {path}")
+        self.info(f"loaded {len(entries)} answers and {count} boxes from {path}")
         return count
 
     def _region_for(self, viewer) -> RegionContext:
         if viewer is None:
             if self.region is not None:
                 return self.region
-            viewer = _first_image_viewer(self.application)
+            viewer = glue_data.first_image_viewer(self.application)
             if viewer is None:
                 raise RadioLlavaError("open the image in an image viewer before loading a transcript")
         data = glue_data.image_layer_data(viewer)
         image = glue_data.radio_image(viewer, data)
-        return RegionContext("transcript", data, viewer.state.x_att, viewer.state.y_att, image, None)
+        return RegionContext("transcript", data, viewer.state.x_att, viewer.state.y_att, image, None,
+                             viewer=viewer)
 
     def _file_dialog(self, save: bool, title: str, filters: str):
         dialog = QtWidgets.QFileDialog.getSaveFileName if save else QtWidgets.QFileDialog.getOpenFileName
@@ -638,16 +834,6 @@ def _pixmap(rgb, size) -> QtGui.QPixmap:
     h, w, _ = rgb.shape
     image = QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format_RGB888).copy()
     return QtGui.QPixmap.fromImage(image).scaled(size, QtCore.Qt.KeepAspectRatio, QtCore.Qt.FastTransformation)
-
-
-def _first_image_viewer(application):
-    from glue_qt.viewers.image import ImageViewer
-
-    for tab in application.viewers:
-        for viewer in tab:
-            if isinstance(viewer, ImageViewer):
-                return viewer
-    return None
 
 
 class AssistantDock(QtWidgets.QDockWidget):

@@ -259,7 +259,7 @@ class ScanSection(TileSection):
 
     def _scan(self, whole: bool = True, journal: Path | None = None) -> bool:
         if self.panel.busy:
-            self.panel._error("the assistant is busy; press Stop first")
+            self.panel.error("the assistant is busy; press Stop first")
             return False
         if self.detector_factory is None and self.panel.assistant is None:
             return self.panel.load_model(then=lambda: self._scan(whole, journal))
@@ -267,11 +267,11 @@ class ScanSection(TileSection):
             request = self._request(whole) if journal is None else self._resume_request(journal)
             detector = self._detector(request.tasks)
         except RadioLlavaError as exc:
-            self.panel._error(str(exc))
+            self.panel.error(str(exc))
             return False
         job = self._job(request, detector)
         what = f"scanning {len(request.tiles)} tiles of {request.data.label} …"
-        if not self.panel._start(job, what, on_success=lambda result: self._on_done(result, request),
+        if not self.panel.run_job(job, what, on_success=lambda result: self._on_done(result, request),
                                  on_failure=self._on_failed):
             return False
         self.job, self.running = job, request
@@ -281,9 +281,9 @@ class ScanSection(TileSection):
         return True
 
     def _viewer_image(self):
-        from .panel import _first_image_viewer
+        from .glue_data import first_image_viewer
 
-        viewer = _first_image_viewer(self.panel.application)
+        viewer = first_image_viewer(self.panel.application)
         if viewer is None:
             raise RadioLlavaError("open the image in an image viewer first; the scan covers what it shows")
         data = glue_data.image_layer_data(viewer)
@@ -365,9 +365,9 @@ class ScanSection(TileSection):
             if result.detections:
                 self._add_to_glue(result, request)
         except RadioLlavaError as exc:
-            self.panel._error(f"{summary}; {exc}")
+            self.panel.error(f"{summary}; {exc}")
         else:
-            self.panel._info(summary)
+            self.panel.info(summary)
         self.scan_finished.emit(result)
 
     def _add_to_glue(self, result, request: ScanRequest):
@@ -389,16 +389,16 @@ class ScanSection(TileSection):
         from ..core.skyregions import write_boxes
 
         if self.last_result is None:
-            self.panel._error("there is no scan to export yet")
+            self.panel.error("there is no scan to export yet")
             return None
         result, request = self.last_result, self.last_request
         try:
             out = write_boxes(path, result.boxes, request.image.wcs, extra=scan_columns(result),
                               meta=scan_meta(result, request.meta))
         except (RadioLlavaError, OSError) as exc:
-            self.panel._error(str(exc))
+            self.panel.error(str(exc))
             return None
-        self.panel._info(f"wrote {len(result.detections)} scan boxes to {out}")
+        self.panel.info(f"wrote {len(result.detections)} scan boxes to {out}")
         return out
 
     def _resume_dialog(self):

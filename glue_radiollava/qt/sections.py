@@ -1,6 +1,6 @@
 """What the Scan and Find-more-like-this sections of the panel share.
 
-``TileSection`` is a collapsible group box that runs one tile job at a time with the panel's model:
+``TileSection`` is a collapsible group box (folded at first; it unfolds when it starts work) that runs one tile job at a time with the panel's model:
 a tile-size box that follows the loaded model until the user sets it, a progress bar counted in
 tiles, Stop, and a status line. Subclasses lay out their own controls around these in
 ``_build_ui`` (on ``self.grid``) and name the buttons that start work in ``start_buttons``.
@@ -55,7 +55,7 @@ class TileSection(QtWidgets.QGroupBox):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m tiles")
+        self.progress.setFormat("no run yet")
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
@@ -83,6 +83,10 @@ class TileSection(QtWidgets.QGroupBox):
             self.status.setText(self.stopping_text())
 
     def _new_job(self, work, name: str) -> TileJob:
+        self.setChecked(True)           # a folded section unfolds to show its progress and Stop
+        show = getattr(self.panel, "show_section", None)
+        if show is not None:
+            show(self)
         job = TileJob(work, name=name, parent=self.panel)
         job.on(job.progress, self._on_progress)
         return job
@@ -104,5 +108,6 @@ class TileSection(QtWidgets.QGroupBox):
             self.stop_button.setEnabled(False)
 
     def _on_progress(self, done: int, total: int):
+        self.progress.setFormat("%v / %m tiles")
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)

@@ -177,19 +177,19 @@ class SimilarSection(TileSection):
 
     def _run(self, kind: str) -> bool:
         if self.panel.busy:
-            self.panel._error("the assistant is busy; press Stop first")
+            self.panel.error("the assistant is busy; press Stop first")
             return False
         try:
             request = self._request(kind)
         except RadioLlavaError as exc:
-            self.panel._error(str(exc))
+            self.panel.error(str(exc))
             return False
         if self.panel.assistant is None:
             return self.panel.load_model(then=lambda: self._run(kind))
         job = self._job(request)
         what = ("finding tiles like the region …" if kind == "similar"
                 else f'searching for "{self.text_edit.text().strip()}" …')
-        if not self.panel._start(job, what, on_success=self._on_done, on_failure=self._on_failed):
+        if not self.panel.run_job(job, what, on_success=self._on_done, on_failure=self._on_failed):
             return False
         self.job = job
         self.stop_button.setEnabled(True)
@@ -274,7 +274,7 @@ class SimilarSection(TileSection):
         if result.matches:
             result.group = self._add_group(result)
         summary = self._summary(result)
-        (self.panel._error if not result.matches else self.panel._info)(summary)
+        (self.panel.error if not result.matches else self.panel.info)(summary)
         self.search_finished.emit(result)
 
     def _describe(self, result: SimilarResult) -> str:
@@ -327,7 +327,7 @@ class SimilarSection(TileSection):
         try:
             viewer = self._viewer(result.request.data)
         except RadioLlavaError as exc:
-            self.panel._error(str(exc))
+            self.panel.error(str(exc))
             return False
         centre_view_on(viewer, result.matches[rank_index].pixel_box)
         return True
@@ -339,15 +339,15 @@ class SimilarSection(TileSection):
 
         result = self.last_result
         if result is None or not result.matches:
-            self.panel._error("there are no results to export yet")
+            self.panel.error("there are no results to export yet")
             return None
         ranks = list(range(1, len(result.matches) + 1))
         try:
             out = write_boxes(path, result.matches, result.request.image.wcs, extra={"rank": ranks})
         except (RadioLlavaError, OSError) as exc:
-            self.panel._error(str(exc))
+            self.panel.error(str(exc))
             return None
-        self.panel._info(f"wrote {len(result.matches)} tiles to {out}")
+        self.panel.info(f"wrote {len(result.matches)} tiles to {out}")
         return out
 
     def _export_dialog(self):

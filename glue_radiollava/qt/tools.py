@@ -11,7 +11,6 @@ from .panel import get_panel
 
 RECTANGLE_TOOL = "radiollava:rectangle"
 CIRCLE_TOOL = "radiollava:circle"
-_region_counter = [0]
 
 
 def _icon(name: str) -> str:
@@ -23,14 +22,7 @@ def _icon(name: str) -> str:
 def ask_about_roi(viewer, roi):
     """The tools' action: a NEW subset for the drawn region, and the panel focused on it."""
     panel = get_panel(viewer.session.application)
-    region = glue_data.roi_to_pixel_region(roi)
-    _region_counter[0] += 1
-    label = f"Ask region #{_region_counter[0]} (radio-llava)"
-    if not panel.set_region(viewer, glue_data.pixel_box(region), label):
-        return None  # the panel shows why (no overlap, not an image, …); nothing was created
-    group = glue_data.new_subset(viewer.session, viewer.state.x_att, viewer.state.y_att, roi, label, "white")
-    panel.region.group = group
-    return panel
+    return panel if panel.ask_region(viewer, roi) is not None else None
 
 
 class _AskMode:
@@ -94,9 +86,9 @@ def ask_about_subset(layer, data_collection):
         try:
             box = glue_data.subset_pixel_box(subset)
         except RadioLlavaError as exc:
-            panel._error(str(exc))
+            panel.error(str(exc))
             return
         panel.set_region(viewer, box, subset.label, group=getattr(subset, "group", None))
         return
-    panel._error(f"'{layer.label}' is not on an image shown in an image viewer; "
+    panel.error(f"'{layer.label}' is not on an image shown in an image viewer; "
                  "open the image in an image viewer first")
