@@ -155,14 +155,21 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_model_tiny(args) -> int:
-    from .core.tiny import build_tiny
-
-    from .core.models import quiet_transformers
-
+    from .core.models import FAMILIES, quiet_transformers
+    from .core.tiny import build_tiny_family
 
     quiet_transformers()
-    folder = build_tiny(args.folder, seed=args.seed)
-    print(f"wrote a tiny random LLaVA-OneVision to {folder} (use --model {folder})")
+    folder = build_tiny_family(args.folder, family=args.family, seed=args.seed)
+    print(f"wrote a tiny random {FAMILIES[args.family].title} to {folder} (use --model {folder})")
+    return 0
+
+
+def cmd_model_info(args) -> int:
+    from .core.models import ModelSpec, format_model_info, model_info, quiet_transformers
+
+    quiet_transformers()
+    info = model_info(ModelSpec(args.spec, adapter=args.adapter))
+    print(json.dumps(info) if args.json else format_model_info(info))
     return 0
 
 
@@ -228,10 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="model utilities")
     msub = p.add_subparsers(dest="model_command", required=True)
-    t = msub.add_parser("tiny", help="build a tiny random LLaVA-OneVision offline (tests, install checks)")
+    t = msub.add_parser("tiny", help="build a tiny random model offline (tests, install checks)")
     t.add_argument("folder")
+    from .core.tiny import TINY_FAMILIES
+
+    t.add_argument("--family", default="llava_onevision", choices=TINY_FAMILIES,
+                   help="model family (default: llava_onevision)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_model_tiny)
+    t = msub.add_parser("info", help="family, box convention, picture size, parameters, dtype, profile of a model")
+    t.add_argument("spec", help="nano, a model folder, or a hub id")
+    t.add_argument("--adapter", help="a LoRA adapter folder (its preprocessing profile wins)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(func=cmd_model_info)
     from .core.convert import add_convert_parser
 
     add_convert_parser(msub)  # `radiollava model convert SRC DST [--vision-config] [--dtype]`

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 from .chat import chat_messages
 from .errors import RadioLlavaError
-from .models import LoadedModel, ModelSpec, load_model
+from .models import LoadedModel, ModelSpec, decode_answer, load_model, processor_input_size
 from .parsing import ParsedAnswer, parse_answer
 from .profiles import ModelView, render
 from .skyregions import SkyBox, map_boxes
@@ -81,8 +81,11 @@ class Scores:
         return dict(zip(self.labels, self.probs))
 
 
-def _text_streamer(tokenizer, on_text: Callable[[str], None] | None):
-    """A transformers streamer that decodes new tokens incrementally and calls ``on_text``."""
+def _text_streamer(tokenizer, on_text: Callable[[str], None] | None, decode=None):
+    """A transformers streamer that decodes new tokens incrementally and calls ``on_text``.
+
+    ``decode(ids)`` turns ids into text (default: special tokens skipped)."""
+    decode = decode or (lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     from transformers.generation.streamers import BaseStreamer
 
     class _Streamer(BaseStreamer):
@@ -102,7 +105,7 @@ def _text_streamer(tokenizer, on_text: Callable[[str], None] | None):
             self._send(final=True)
 
         def _send(self, final: bool):
-            text = tokenizer.decode(self.ids, skip_special_tokens=True)
+            text = decode(self.ids)
             if not final and text.endswith("\ufffd"):
                 return  # wait for the rest of a multi-byte character
             if on_text and len(text) > len(self.sent):
@@ -133,10 +136,22 @@ class Assistant:
                                  [(ex.question, ex.answer) for ex in examples])
         return messages, [ex.view.picture for ex in examples]
 
-    def _inputs(self, view: ModelView, question: str, history=(), examples=()):
+    def _prompt(self, question: str, history=(), examples=()) -> tuple[str, list]:
+        """The prompt text and the example pictures: through the chat template, or the raw task
+        prompt for families that are not chat models (Florence-2, PaliGemma)."""
+        family = getattr(self.loaded, "family", None)
+        if family is not None and not family.chat:
+            if history or examples:
+                raise RadioLlavaError(f"{family.title} is not a chat model: it takes one task prompt per "
+                                      "picture, without conversation history or few-shot examples")
+            return question, []
         messages, images = self._messages(question, history, examples)
         processor = self.loaded.processor
-        prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), images
+
+    def _inputs(self, view: ModelView, question: str, history=(), examples=()):
+        prompt, images = self._prompt(question, history, examples)
+        processor = self.loaded.processor
         inputs = processor(images=images + [view.picture], text=[prompt], return_tensors="pt")
         model = self.loaded.model
         limit = self.context_length()
@@ -159,14 +174,18 @@ class Assistant:
         text = getattr(config, "text_config", None) or config
         return getattr(text, "max_position_embeddings", None)
 
-    @staticmethod
-    def _question(question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
+    def _question(self, question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
+        """The question to ask: the free question, or the task's prompt in the family's phrasing."""
         task = get_task(task) if isinstance(task, str) else task
+        family = getattr(getattr(self, "loaded", None), "family", None)
+        if task is not None and task.kind == "boxes" and family is not None and not family.grounds:
+            raise RadioLlavaError(f"{family.title} does not return boxes (no grounding): task {task.name!r} "
+                                  "needs a grounding model; ask it questions or score closed-set labels")
         if question and question.strip():
             return question.strip(), task
         if task is None:
             raise RadioLlavaError("no question: give a question or a task (`radiollava tasks` lists them)")
-        return task.prompt, task
+        return task.prompt_for(family.phrasing if family is not None else None), task
 
     # ------------------------------------------------------------ ask / stream
     def ask(self, view: ModelView, question: str | None = None, task: Task | str | None = None,
@@ -191,7 +210,7 @@ class Assistant:
         gen = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0,
                "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
                "stopping_criteria": StoppingCriteriaList([_Cancel()]),
-               "streamer": _text_streamer(tok, on_text)}
+               "streamer": _text_streamer(tok, on_text, self._decode)}
         if temperature > 0:
             gen["temperature"] = float(temperature)
         else:
@@ -201,7 +220,7 @@ class Assistant:
             out = self.loaded.model.generate(**inputs, **gen)
         t2 = time.perf_counter()
         new = out[0, prompt_len:]
-        text = tok.decode(new, skip_special_tokens=True).strip()
+        text = self._decode(new.tolist()).strip()
         cancelled = bool(cancel is not None and cancel.is_set())
         return self._answer(view, question, task, text, cancelled,
                             {"render_s": None, "prepare_s": round(t1 - t0, 4),
@@ -233,14 +252,31 @@ class Assistant:
             raise result["error"]
         return result["answer"]
 
+    def _decode(self, ids) -> str:
+        """Generated ids → text: special tokens dropped, the family's grounding markup kept."""
+        family = getattr(self.loaded, "family", None)
+        if family is None or not family.keep_tokens:
+            return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
+        return decode_answer(self.loaded.tokenizer, ids, family)
+
+    def transform_for(self, view: ModelView):
+        """The view's Transform; for boxes in resized pixels (Qwen2.5-VL) told the processor's resize."""
+        if self.loaded.box_convention != "resized-pixels":
+            return view.transform
+        size = processor_input_size(self.loaded.processor, self.loaded.family, *view.picture.size)
+        return view.transform.with_input_size(*size)
+
     def _answer(self, view, question, task, text, cancelled, timings) -> Answer:
-        parsed = parse_answer(text, task, self.loaded.box_convention, picture_size=view.picture.size)
+        transform = self.transform_for(view)
+        parsed = parse_answer(text, task, self.loaded.box_convention, picture_size=view.picture.size,
+                              transform=transform)
         warnings = list(view.warnings)
         boxes: list[SkyBox] = []
         if parsed.boxes and view.transform.wcs is not None:
             box_label = task.box_class if task is not None else None
-            fixed = [b if b.label or not box_label else _with_label(b, box_label) for b in parsed.boxes]
-            boxes, box_warnings = map_boxes(fixed, view.transform)
+            fixed = [_class_label(b, task) for b in parsed.boxes]
+            fixed = [b if b.label or not box_label else _with_label(b, box_label) for b in fixed]
+            boxes, box_warnings = map_boxes(fixed, transform)
             warnings += box_warnings
         if parsed.unparsed:
             warnings.append(f"could not parse the answer: {parsed.problem}")
@@ -319,6 +355,15 @@ class Assistant:
             totals.append(float(logp[i, positions, torch.tensor(a)].sum()))
         probs = torch.softmax(torch.tensor(totals), dim=0).tolist()
         return Scores(answers, totals, probs)
+
+
+def _class_label(box, task):
+    """A box labelled with the task's ``phrase`` (families asked in their own words) → its box_class."""
+    if task is None or not task.box_class or not task.phrase or not box.label:
+        return box
+    def norm(s):
+        return " ".join(s.lower().replace("-", " ").split()).rstrip("s")
+    return _with_label(box, task.box_class) if norm(box.label) == norm(task.phrase) else box
 
 
 def _with_label(box, label):

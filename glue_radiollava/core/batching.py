@@ -27,9 +27,7 @@ from .errors import RadioLlavaError
 
 
 def _prompt(assistant, question: str, examples) -> tuple[str, list]:
-    messages, example_images = assistant._messages(question, (), examples)
-    prompt = assistant.loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return prompt, example_images
+    return assistant._prompt(question, (), examples)
 
 
 def _encode(assistant, views, question: str, examples, repeat: int = 1) -> dict:
@@ -92,7 +90,7 @@ def ask_batch(assistant, views: Sequence, question: str | None = None, task=None
     stop = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
     for k, (view, row) in enumerate(zip(views, new_ids.tolist())):
         n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))  # up to and with EOS
-        text = tok.decode(row[:n], skip_special_tokens=True).strip()
+        text = assistant._decode(row[:n]).strip()
         timings = {"render_s": None, "prepare_s": round((t1 - t0) / len(views), 4),
                    "generate_s": round((t2 - t1) / len(views), 4), "new_tokens": n, "batch": len(views)}
         answer = assistant._answer(view, question, task, text, False, timings)

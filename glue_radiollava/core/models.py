@@ -1,7 +1,8 @@
 """Model specs and loading: a local folder, a hub id (network permitting) or the embedded ``nano``.
 
-The family (llava_onevision, llava_next, llava, qwen2_vl, qwen2_5_vl) is read from the folder's
-``config.json``; it decides the processor and the box convention. Without torchvision (CPU torch
+The family (``FAMILIES``: LLaVA, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
+InternVL3 -hf, Florence-2, PaliGemma, Idefics3, SmolVLM) is read from the folder's ``config.json``;
+it decides the processor, the task phrasing and the box convention. Without torchvision (CPU torch
 here), processors that declare a video processor raise ImportError in ``AutoProcessor``; the
 image-only subclass below loads the same folder and keeps the image-token expansion.
 """
@@ -21,25 +22,66 @@ from .profiles import Profile, load_profile
 
 @dataclass(frozen=True)
 class Family:
-    name: str
-    box_convention: str        # yolo | qwen | pixels
+    """One model family: how transformers loads it, how it is prompted, how its boxes read.
+
+    This table is the ONE place that says which box convention a family answers in
+    (``parsing.BOX_CONVENTIONS`` describes each convention) and which phrasing of a task it gets
+    (``tasks.Task.prompt_for``).
+    """
+
+    name: str                  # config.json model_type
+    box_convention: str        # a key of parsing.BOX_CONVENTIONS
     processor: str             # transformers processor class name
     module: str                # transformers module that holds it
     skip_quantize: tuple[str, ...]  # modules kept in full precision under bitsandbytes
+    model_class: str = ""      # transformers model class (AutoModelForImageTextToText picks it)
+    title: str = ""            # for people
+    phrasing: str = "radio-llava"   # which phrasing of a task this family was trained to answer
+    resize: str = "fixed"      # how its processor sizes the picture: fixed | smart (Qwen) | tiles
+    chat: bool = True          # prompts go through the chat template (False: raw task prompts)
+    keep_tokens: str = ""      # regex: special tokens kept in decoded answers (grounding markup)
+    grounds: bool = True       # False: no boxes; questions and closed-set scores only
 
+
+_LLAVA_SKIP = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
+_QWEN_SKIP = ("model.visual", "lm_head")
+_QWEN2_TOKENS = r"<\|(?:object_ref|box|quad)_(?:start|end)\|>"
 
 FAMILIES: dict[str, Family] = {
     f.name: f for f in [
-        Family("llava_onevision", "yolo", "LlavaOnevisionProcessor", "llava_onevision",
-               ("model.vision_tower", "model.multi_modal_projector", "lm_head")),
-        Family("llava_next", "yolo", "LlavaNextProcessor", "llava_next",
-               ("model.vision_tower", "model.multi_modal_projector", "lm_head")),
-        Family("llava", "yolo", "LlavaProcessor", "llava",
-               ("model.vision_tower", "model.multi_modal_projector", "lm_head")),
-        Family("qwen2_vl", "qwen", "Qwen2VLProcessor", "qwen2_vl", ("model.visual", "lm_head")),
-        Family("qwen2_5_vl", "qwen", "Qwen2_5_VLProcessor", "qwen2_5_vl", ("model.visual", "lm_head")),
+        Family("llava_onevision", "yolo", "LlavaOnevisionProcessor", "llava_onevision", _LLAVA_SKIP,
+               "LlavaOnevisionForConditionalGeneration", "LLaVA-OneVision", resize="tiles"),
+        Family("llava_next", "yolo", "LlavaNextProcessor", "llava_next", _LLAVA_SKIP,
+               "LlavaNextForConditionalGeneration", "LLaVA-NeXT", resize="tiles"),
+        Family("llava", "yolo", "LlavaProcessor", "llava", _LLAVA_SKIP,
+               "LlavaForConditionalGeneration", "LLaVA"),
+        Family("qwen2_vl", "qwen", "Qwen2VLProcessor", "qwen2_vl", _QWEN_SKIP,
+               "Qwen2VLForConditionalGeneration", "Qwen2-VL", resize="smart", keep_tokens=_QWEN2_TOKENS),
+        Family("qwen2_5_vl", "resized-pixels", "Qwen2_5_VLProcessor", "qwen2_5_vl", _QWEN_SKIP,
+               "Qwen2_5_VLForConditionalGeneration", "Qwen2.5-VL", phrasing="qwen2.5-vl", resize="smart"),
+        Family("qwen3_vl", "xyxy-1000", "Qwen3VLProcessor", "qwen3_vl", _QWEN_SKIP,
+               "Qwen3VLForConditionalGeneration", "Qwen3-VL", phrasing="qwen3-vl", resize="smart"),
+        Family("internvl", "xyxy-1000", "InternVLProcessor", "internvl", _LLAVA_SKIP,
+               "InternVLForConditionalGeneration", "InternVL3 (-hf)", phrasing="internvl", resize="tiles",
+               keep_tokens=r"</?(?:ref|box)>"),
+        Family("florence2", "florence-loc", "Florence2Processor", "florence2", _LLAVA_SKIP,
+               "Florence2ForConditionalGeneration", "Florence-2 (encoder-decoder)", phrasing="florence-2",
+               chat=False, keep_tokens=r"<loc_\d+>"),
+        Family("paligemma", "paligemma-loc", "PaliGemmaProcessor", "paligemma", _LLAVA_SKIP,
+               "PaliGemmaForConditionalGeneration", "PaliGemma / PaliGemma 2", phrasing="paligemma",
+               chat=False, keep_tokens=r"<loc\d{4}>"),
+        Family("idefics3", "none", "Idefics3Processor", "idefics3", ("model.vision_model", "lm_head"),
+               "Idefics3ForConditionalGeneration", "Idefics3", resize="tiles", grounds=False),
+        Family("smolvlm", "none", "SmolVLMProcessor", "smolvlm", ("model.vision_model", "lm_head"),
+               "SmolVLMForConditionalGeneration", "SmolVLM", resize="tiles", grounds=False),
     ]
 }
+
+# Families known by name that transformers does not hold natively: their own Python code would
+# run on load (``trust_remote_code``), which this package does not do.
+REMOTE_CODE_FAMILIES = {"tinyllava": "TinyLLaVA", "internvl_chat": "InternVL (original, not -hf)",
+                        "florence2_language": "Florence-2 (original remote-code release)"}
+
 
 NANO = "nano"
 
@@ -90,6 +132,18 @@ class LoadedModel:
     @property
     def tokenizer(self):
         return self.processor.tokenizer
+
+    def input_size(self, picture) -> tuple[int, int]:
+        """``(width, height)`` of ``picture`` after this model's processor resizes it."""
+        return processor_input_size(self.processor, self.family, *picture.size)
+
+    def view_transform(self, view):
+        """The view's Transform, told the processor's resize (boxes in resized pixels go through it)."""
+        return view.transform.with_input_size(*self.input_size(view.picture))
+
+    def decode(self, ids) -> str:
+        """Token ids → answer text: special tokens dropped, except the family's grounding markup."""
+        return decode_answer(self.tokenizer, ids, self.family)
 
     @property
     def sha256(self) -> str:
@@ -176,6 +230,12 @@ def detect_family(folder: Path, config: dict | None = None) -> Family:
             f"{folder} is a LLaVA-NeXT training checkpoint, not a transformers model; convert it "
             f"with `radiollava model convert {folder} {folder}-hf` and load {folder}-hf")
     model_type = config.get("model_type")
+    if model_type not in FAMILIES and (model_type in REMOTE_CODE_FAMILIES or "auto_map" in config):
+        title = REMOTE_CODE_FAMILIES.get(model_type, repr(model_type))
+        raise RadioLlavaError(
+            f"{folder}: {title} ships its own Python code (remote code: it would run that code on load) "
+            f"and transformers has no native class for it; radiollava does not run model code, so use a "
+            f"natively supported family ({', '.join(FAMILIES)}) or a -hf conversion of the model")
     if model_type not in FAMILIES:
         raise RadioLlavaError(f"{folder}: model type {model_type!r} is not supported; "
                               f"supported: {', '.join(FAMILIES)}")
@@ -202,6 +262,53 @@ _SHA_CACHE: dict[str, str] = {}
 
 
 # ------------------------------------------------------------------ processors
+def processor_input_size(processor, family: Family, width: int, height: int) -> tuple[int, int]:
+    """The picture size the model's processor resizes a ``width`` × ``height`` picture to.
+
+    Qwen families (``resize == "smart"``): transformers' own ``smart_resize`` with the image
+    processor's patch × merge factor and pixel budget, as its ``_preprocess`` calls it (sides
+    multiples of the factor, 28 for Qwen2-VL/2.5-VL). Fixed-size processors: their ``size``.
+    Tiling processors (LLaVA-NeXT/OneVision, InternVL, Idefics3): the picture itself (their
+    boxes are normalised, so the tiling does not change where a box lands).
+    """
+    ip = getattr(processor, "image_processor", None)
+    if family.resize == "smart" and ip is not None:
+        if getattr(ip, "do_resize", True) is False:
+            return int(width), int(height)
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        size = ip.size
+        get = size.get if hasattr(size, "get") else (lambda k, d=None: getattr(size, k, d))
+        min_pixels = get("shortest_edge") or getattr(ip, "min_pixels", None)
+        max_pixels = get("longest_edge") or getattr(ip, "max_pixels", None)
+        h, w = smart_resize(int(height), int(width), factor=ip.patch_size * ip.merge_size,
+                            min_pixels=min_pixels, max_pixels=max_pixels)
+        return int(w), int(h)
+    if family.resize == "fixed" and ip is not None:
+        size = getattr(ip, "size", None) or {}
+        get = size.get if hasattr(size, "get") else (lambda k, d=None: getattr(size, k, d))
+        if get("height") and get("width"):
+            return int(get("width")), int(get("height"))
+    return int(width), int(height)
+
+
+def decode_answer(tokenizer, ids, family: Family) -> str:
+    """Decode generated ids: special tokens dropped, the family's grounding tokens kept."""
+    ids = [int(i) for i in ids]
+    if not family.keep_tokens:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+    import re
+
+    keep = re.compile(family.keep_tokens)
+    special = set(tokenizer.all_special_ids)
+    kept = [i for i in ids if i not in special or keep.fullmatch(tokenizer.convert_ids_to_tokens(i) or "")]
+    text = tokenizer.decode(kept, skip_special_tokens=False)
+    for token in tokenizer.all_special_tokens:   # added special tokens all_special_ids may miss
+        if token and not keep.fullmatch(token):
+            text = text.replace(token, "")
+    return text
+
+
 def image_only_processor_class(family: str):
     """The family's processor without its video processor (which needs torchvision).
 
@@ -396,3 +503,110 @@ def _attach_adapter(model, adapter: str, base_folder: Path):
         first = str(exc).strip().splitlines()[0][:200]
         raise RadioLlavaError(f"adapter {adapter} does not fit the model {base_folder} ({first}); "
                               "use the base model the adapter was trained on") from None
+
+
+# ------------------------------------------------------------------ describing a model
+def _safetensors_summary(folder: Path) -> tuple[int, dict[str, int]]:
+    """Parameter count and elements per dtype, read from the safetensors headers (no weights loaded)."""
+    import struct
+
+    total, dtypes = 0, {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+        except (OSError, ValueError, struct.error) as exc:
+            raise RadioLlavaError(f"{path}: unreadable safetensors header ({exc}); copy the file again") from None
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for d in entry["shape"]:
+                count *= int(d)
+            total += count
+            dtypes[entry["dtype"]] = dtypes.get(entry["dtype"], 0) + count
+    return total, dtypes
+
+
+def _picture_size_text(processor, family: Family) -> tuple[str, dict]:
+    """How the processor sizes the picture, in words, with two worked examples."""
+    ip = getattr(processor, "image_processor", None)
+    examples = {f"{n}x{n}": "x".join(map(str, processor_input_size(processor, family, n, n))) for n in (64, 256)}
+    if ip is None:
+        return "unknown (no image processor)", examples
+    if family.resize == "smart":
+        size = ip.size
+        get = size.get if hasattr(size, "get") else (lambda k, d=None: getattr(size, k, d))
+        factor = ip.patch_size * ip.merge_size
+        text = (f"smart_resize: sides multiples of {factor} (patch {ip.patch_size} x merge {ip.merge_size}), "
+                f"{get('shortest_edge')}..{get('longest_edge')} pixels; boxes in resized pixels map back")
+        return text, examples
+    size = _size_words(getattr(ip, "size", None))
+    if family.resize == "tiles":
+        return f"tiles of {size} (anyres / dynamic tiling); its boxes are relative to the picture", {}
+    return f"resized to {size}", examples
+
+
+def _size_words(size) -> str:
+    """A processor ``size`` (dict or SizeDict) as "128x128" or "shortest_edge=384"."""
+    keys = ("height", "width", "shortest_edge", "longest_edge")
+    get = size.get if hasattr(size, "get") else (lambda k, d=None: getattr(size, k, d))
+    values = {k: get(k) for k in keys if get(k) is not None} if size is not None else {}
+    if "height" in values and "width" in values:
+        return f"{values['width']}x{values['height']}"
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or str(size)
+
+
+def model_info(spec: ModelSpec | str) -> dict:
+    """What ``radiollava model info`` prints: family, box convention, picture size, parameters,
+    dtype and the preprocessing profile, read from the folder without loading the weights."""
+    from .parsing import BOX_CONVENTIONS
+
+    spec = ModelSpec(spec) if isinstance(spec, str) else spec
+    folder = resolve_model_folder(spec.model)
+    if not (folder / "config.json").is_file() and (folder / "adapter_config.json").is_file():
+        spec = _adapter_folder_spec(spec, folder)
+        folder = resolve_model_folder(spec.model)
+    config = read_config(folder)
+    family = detect_family(folder, config)
+    convention = BOX_CONVENTIONS[family.box_convention]
+    params, dtypes = _safetensors_summary(folder)
+    processor = load_processor(folder, family)
+    picture, examples = _picture_size_text(processor, family)
+    profile = load_profile(spec.adapter if spec.adapter and (Path(spec.adapter) / "preprocessing.json").is_file()
+                           else folder)
+    saved_dtype = config.get("dtype") or config.get("torch_dtype") or (config.get("text_config") or {}).get("dtype")
+    return {"model": spec.model, "folder": str(folder), "family": family.name, "title": family.title,
+            "model_class": family.model_class, "box_convention": convention.name,
+            "box_description": convention.description, "box_example": convention.syntax,
+            "grounds": family.grounds, "phrasing": family.phrasing, "chat_template": family.chat,
+            "picture_size": picture, "picture_examples": examples, "parameters": params,
+            "weights_dtype": dtypes, "config_dtype": saved_dtype, "adapter": spec.adapter,
+            "profile": profile.to_dict()}
+
+
+def format_model_info(info: dict) -> str:
+    """``model_info`` as aligned lines for people."""
+    p = info["profile"]
+    n = info["parameters"]
+    size = f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"
+    weights = ", ".join(f"{k} {v / max(n, 1):.0%}" for k, v in sorted(info["weights_dtype"].items())) or "none found"
+    examples = ", ".join(f"{k} -> {v}" for k, v in info["picture_examples"].items())
+    examples = f" ({examples})" if examples else ""
+    where = "" if info["folder"] == info["model"] else f" ({info['folder']})"
+    rows = [("model", f"{info['model']}{where}"),
+            ("family", f"{info['family']}: {info['title']}, {info['model_class']}"),
+            ("boxes", f"{info['box_convention']}: {info['box_description']}"),
+            ("  e.g.", info["box_example"] or "(none)"),
+            ("prompts", f"phrasing {info['phrasing']!r}, " + ("chat template" if info["chat_template"]
+                                                               else "raw task prompts (not a chat model)")),
+            ("picture", f"{info['picture_size']}{examples}"),
+            ("parameters", f"{size} ({n:,})"),
+            ("dtype", f"weights {weights}; config {info['config_dtype']}; loads as bf16 on CUDA, fp32 on CPU "
+                      "unless --dtype"),
+            ("profile", f"{p['name']} v{p['version']}: north_up={p['north_up']}, stretch={p['stretch']}, "
+                        f"size={p['size']}")]
+    if info["adapter"]:
+        rows.insert(1, ("adapter", info["adapter"]))
+    return "\n".join(f"{k:<11} {v}" for k, v in rows)

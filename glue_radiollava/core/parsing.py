@@ -14,22 +14,78 @@ Box conventions (``convention`` argument):
   groups on the same grid are accepted when no corner pair is found.
 - ``pixels``: absolute picture pixels ``[x0, y0, x1, y1]``, y from the picture's top;
   needs ``picture_size=(width, height)``.
+- ``resized-pixels`` (Qwen2.5-VL): absolute pixels ``[x1, y1, x2, y2]`` of the picture AS THE
+  PROCESSOR RESIZED IT (``smart_resize``: sides multiples of patch × merge, 28), usually JSON
+  ``[{"bbox_2d": [x1, y1, x2, y2], "label": "..."}]``; needs a ``transform`` that knows that size
+  (``Transform.with_input_size``), which maps them back.
+- ``xyxy-1000`` (Qwen3-VL, InternVL3): ``[x1, y1, x2, y2]`` on a 0..1000 grid, as JSON
+  ``bbox_2d`` (Qwen3-VL) or ``<ref>label</ref><box>[[x1, y1, x2, y2], ...]</box>`` (InternVL).
+- ``florence-loc`` (Florence-2): ``label<loc_x1><loc_y1><loc_x2><loc_y2>``, 1000 bins; a bin
+  stands for its centre, ``(bin + 0.5) / 1000`` (the processor's ``dequantize``).
+- ``paligemma-loc`` (PaliGemma): ``<locY1><locX1><locY2><locX2> label``, 1024 bins, y first,
+  several detections joined by " ; "; a bin stands for ``bin / 1024``.
+- ``none`` (Idefics3, SmolVLM): the family does not ground; a box answer is never parsed.
+
+``BOX_CONVENTIONS`` describes each one (``radiollava model info`` prints it); ``format_boxes``
+writes boxes in any of them (training data and tests speak the convention the parser reads).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .tasks import Task
 
-CONVENTIONS = ("yolo", "qwen", "pixels")
+if TYPE_CHECKING:
+    from .transform import Transform
+
+
+@dataclass(frozen=True)
+class BoxConvention:
+    """How one model family writes a box in its answer."""
+
+    name: str
+    order: str          # xcycwh | xyxy | yxyx | ""
+    units: str          # what the numbers count: normalised | grid | bins | picture pixels | resized pixels
+    scale: float        # grid or bin count (1 for normalised, 0 for pixels)
+    syntax: str         # what an answer with two boxes looks like
+    description: str
+
+
+BOX_CONVENTIONS: dict[str, BoxConvention] = {c.name: c for c in [
+    BoxConvention("yolo", "xcycwh", "normalised", 1.0, "[0.45, 0.32, 0.05, 0.04], [0.7, 0.1, 0.12, 0.2]",
+                  "[x_center, y_center, width, height] normalised to the picture, 2 decimals (radio-llava)"),
+    BoxConvention("qwen", "xyxy", "grid", 1000.0,
+                  "<|object_ref_start|>COMPACT<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>",
+                  "corners (x1,y1),(x2,y2) on 0..1000, optionally in <|box_start|>...<|box_end|> (Qwen2-VL)"),
+    BoxConvention("pixels", "xyxy", "picture pixels", 0.0, "[10, 20, 30, 60]",
+                  "[x0, y0, x1, y1] absolute pixels of the rendered picture"),
+    BoxConvention("resized-pixels", "xyxy", "resized pixels", 0.0,
+                  '[{"bbox_2d": [12, 30, 57, 84], "label": "COMPACT"}]',
+                  "[x1, y1, x2, y2] absolute pixels of the picture after the processor's smart_resize "
+                  "(sides multiples of 28), JSON bbox_2d (Qwen2.5-VL)"),
+    BoxConvention("xyxy-1000", "xyxy", "grid", 1000.0,
+                  '<ref>COMPACT</ref><box>[[100, 200, 300, 400]]</box> or [{"bbox_2d": [100, 200, 300, 400]}]',
+                  "[x1, y1, x2, y2] relative to the picture on 0..1000 (Qwen3-VL JSON bbox_2d, "
+                  "InternVL3 <ref>…</ref><box>[[…]]</box>)"),
+    BoxConvention("florence-loc", "xyxy", "bins", 1000.0, "COMPACT<loc_100><loc_200><loc_300><loc_400>",
+                  "label then <loc_x1><loc_y1><loc_x2><loc_y2>, 1000 bins, a bin is its centre (Florence-2)"),
+    BoxConvention("paligemma-loc", "yxyx", "bins", 1024.0, "<loc0204><loc0102><loc0409><loc0307> COMPACT",
+                  "<locY1><locX1><locY2><locX2> then the label, 1024 bins, y first, ' ; ' between (PaliGemma)"),
+    BoxConvention("none", "", "", 0.0, "", "no grounding: questions and closed-set scores only"),
+]}
+CONVENTIONS = tuple(BOX_CONVENTIONS)
 # How far outside 0..1 a normalised edge may lie and still be valid: radio-llava rounds every
 # value to 2 decimals, so a box touching the picture edge can overhang by up to ~0.0075.
 TOLERANCE = 0.01
 QWEN_GRID = 1000.0
+FLORENCE_BINS = 1000
+PALIGEMMA_BINS = 1024
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)\b"
 _NUM_RE = re.compile(rf"(?<![\w.])(?:{_NUM})", re.IGNORECASE)
@@ -42,6 +98,15 @@ _QWEN_RE = re.compile(
     r"(?:\s*<\|box_end\|>)?",
     re.IGNORECASE | re.DOTALL,
 )
+_BBOX_KEY_RE = re.compile(r"[\"']?bbox_2d[\"']?\s*:\s*")
+_JSON_LABEL_RE = re.compile(r"[\"']label[\"']\s*:\s*\"((?:[^\"\\]|\\.)*)\"")
+_INTERNVL_RE = re.compile(r"(?:<ref>(?P<label>.*?)</ref>\s*)?<box>(?P<boxes>.*?)(?:</box>|$)", re.DOTALL)
+_FLORENCE_TOKEN_RE = re.compile(r"<loc_(\d+)>")
+_FLORENCE_RUN_RE = re.compile(r"(?:<loc_\d+>)+")
+_PALIGEMMA_TOKEN_RE = re.compile(r"<loc(\d+)>")
+_PALIGEMMA_RUN_RE = re.compile(r"(?:<loc\d+>)+")
+_TAG_RE = re.compile(r"<[^<>\s]*>")
+_FENCE_RE = re.compile(r"```(?:json)?", re.IGNORECASE)
 _ANSWER_PREFIX_RE = re.compile(r"^\s*(?:\*\*)?answer(?:\*\*)?\s*[:\-]\s*", re.IGNORECASE)
 _LABEL_SPLIT_RE = re.compile(r"[,;\n&]|\band\b", re.IGNORECASE)
 _TOKEN_STRIP = " \t\r\"'`*-•,!.;:"
@@ -66,6 +131,7 @@ class PictureBox:
     raw: str = ""
     convention: str = "yolo"
     problem: str | None = None  # e.g. "out of range", "NaN", "zero size"; None when valid
+    values: tuple[float, ...] = ()  # the numbers as the answer wrote them, in ``convention``
 
     @property
     def valid(self) -> bool:
@@ -205,46 +271,141 @@ def _box_problem(x0: float, y0: float, x1: float, y1: float) -> str | None:
     return None
 
 
+def _edges(
+    convention: str,
+    numbers: Sequence[float],
+    picture_size: tuple[float, float] | None,
+    transform: "Transform | None",
+) -> tuple[float, float, float, float]:
+    """Four numbers as the convention writes them → normalised edges ``x0, y0, x1, y1``."""
+    a, b, c, d = numbers
+    if convention == "yolo":
+        return a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    if convention in ("qwen", "xyxy-1000"):
+        return a / QWEN_GRID, b / QWEN_GRID, c / QWEN_GRID, d / QWEN_GRID
+    if convention == "resized-pixels":
+        assert transform is not None
+        return transform.input_box_to_normalised(a, b, c, d)
+    if convention == "florence-loc":      # a bin is its centre (Florence2PostProcessor.dequantize)
+        return tuple((v + 0.5) / FLORENCE_BINS for v in (a, b, c, d))  # type: ignore[return-value]
+    if convention == "paligemma-loc":     # y first
+        return b / PALIGEMMA_BINS, a / PALIGEMMA_BINS, d / PALIGEMMA_BINS, c / PALIGEMMA_BINS
+    assert picture_size is not None       # pixels
+    width, height = picture_size
+    return a / width, b / height, c / width, d / height
+
+
+def _box(numbers, convention, picture_size, transform, **kw) -> PictureBox:
+    """One box from the numbers an answer wrote; the wrong count or bad bins are flagged."""
+    values = tuple(float(v) for v in numbers)
+    if len(values) != 4:
+        nan = math.nan
+        return PictureBox(nan, nan, nan, nan, convention=convention, values=values,
+                          problem=f"expected 4 numbers, got {len(values)}", **kw)
+    problem = kw.pop("problem", None)
+    bins = BOX_CONVENTIONS[convention].scale if BOX_CONVENTIONS[convention].units == "bins" else 0
+    if bins and any(not (0 <= v < bins and v.is_integer()) for v in values):
+        problem = problem or f"out of range (bins are 0..{int(bins) - 1})"
+    x0, y0, x1, y1 = _edges(convention, values, picture_size, transform)
+    if problem is not None:
+        kw["problem"] = problem
+    return _checked_box(x0, y0, x1, y1, convention=convention, values=values, **kw)
+
+
 def _bracket_boxes(
     text: str,
     convention: str,
     label: str | None,
     picture_size: tuple[float, float] | None,
+    transform: "Transform | None" = None,
 ) -> list[PictureBox]:
     """Boxes from ``[a, b, c, d]`` groups; groups without numbers are ignored."""
     boxes = []
     for match in _BRACKET_RE.finditer(text):
         numbers = [float(n) for n in _NUM_RE.findall(match.group(1))]
-        raw = match.group(0)
-        kw = {"label": label, "raw": raw, "convention": convention}
         if not numbers:
             continue
-        if len(numbers) != 4:
-            nan = math.nan
-            problem = f"expected 4 numbers, got {len(numbers)}"
-            boxes.append(PictureBox(nan, nan, nan, nan, problem=problem, **kw))  # type: ignore[arg-type]
-            continue
-        a, b, c, d = numbers
-        if convention == "yolo":
-            boxes.append(PictureBox.from_yolo(a, b, c, d, **kw))
-        elif convention == "qwen":
-            boxes.append(_checked_box(a / QWEN_GRID, b / QWEN_GRID, c / QWEN_GRID, d / QWEN_GRID, **kw))
-        else:
-            assert picture_size is not None
-            width, height = picture_size
-            boxes.append(_checked_box(a / width, b / height, c / width, d / height, **kw))
+        boxes.append(_box(numbers, convention, picture_size, transform, label=label, raw=match.group(0)))
     return boxes
 
 
-def _qwen_boxes(text: str, label: str | None) -> list[PictureBox]:
-    """Boxes from Qwen2-VL corner pairs ``(x1,y1),(x2,y2)`` on the 0..1000 grid."""
+def _qwen_boxes(text: str, label: str | None, convention: str = "qwen",
+                transform: "Transform | None" = None) -> list[PictureBox]:
+    """Boxes from Qwen2-VL corner pairs ``(x1,y1),(x2,y2)`` (on the convention's own scale)."""
     boxes = []
     for match in _QWEN_RE.finditer(text):
-        x1, y1, x2, y2 = (float(match.group(k)) / QWEN_GRID for k in ("x1", "y1", "x2", "y2"))
+        numbers = [float(match.group(k)) for k in ("x1", "y1", "x2", "y2")]
         ref = (match.group("label") or "").strip()
-        boxes.append(
-            _checked_box(x1, y1, x2, y2, label=ref or label, raw=match.group(0), convention="qwen")
-        )
+        boxes.append(_box(numbers, convention, None, transform, label=ref or label, raw=match.group(0)))
+    return boxes
+
+
+def _json_boxes(text: str, convention: str, label: str | None,
+                transform: "Transform | None") -> list[PictureBox]:
+    """Boxes from JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": "..."}`` objects (Qwen2.5-VL, Qwen3-VL).
+
+    Read key by key, not with ``json.loads`` of the whole answer, so a truncated or slightly
+    malformed list still gives its complete boxes; a ``bbox_2d`` without a closed ``[...]`` is
+    kept and flagged."""
+    boxes = []
+    keys = list(_BBOX_KEY_RE.finditer(text))
+    for i, key in enumerate(keys):
+        limit = keys[i + 1].start() if i + 1 < len(keys) else len(text)
+        start = text.rfind("{", keys[i - 1].end() if i else 0, key.start())
+        close = text.find("}", key.end(), limit)
+        obj = text[start if start >= 0 else key.start():close + 1 if close >= 0 else limit]
+        found = _JSON_LABEL_RE.search(obj)
+        name = _json_string(found.group(1)) if found else label
+        group = _BRACKET_RE.match(text, key.end())
+        if group is None:
+            nan = math.nan
+            boxes.append(PictureBox(nan, nan, nan, nan, label=name, raw=obj.strip(), convention=convention,
+                                    problem="bbox_2d without a closed [x1, y1, x2, y2]"))
+            continue
+        numbers = [float(n) for n in _NUM_RE.findall(group.group(1))]
+        boxes.append(_box(numbers, convention, None, transform, label=name or label, raw=obj.strip()))
+    return boxes
+
+
+def _json_string(body: str) -> str:
+    try:
+        return json.loads(f'"{body}"')
+    except ValueError:
+        return body
+
+
+def _internvl_boxes(text: str, label: str | None) -> list[PictureBox]:
+    """Boxes from ``<ref>label</ref><box>[[x1, y1, x2, y2], ...]</box>`` on the 0..1000 grid."""
+    boxes = []
+    for match in _INTERNVL_RE.finditer(text):
+        name = (match.group("label") or "").strip() or label
+        inner = match.group("boxes")
+        found = _bracket_boxes(inner, "xyxy-1000", name, None)
+        if not found:
+            nan = math.nan
+            found = [PictureBox(nan, nan, nan, nan, label=name, raw=match.group(0), convention="xyxy-1000",
+                                problem="<box> without [x1, y1, x2, y2]")]
+        boxes.extend(found)
+    return boxes
+
+
+def _loc_boxes(text: str, convention: str, label: str | None) -> list[PictureBox]:
+    """Boxes from runs of location tokens: Florence-2 (label first) or PaliGemma (label after)."""
+    florence = convention == "florence-loc"
+    run_re = _FLORENCE_RUN_RE if florence else _PALIGEMMA_RUN_RE
+    token_re = _FLORENCE_TOKEN_RE if florence else _PALIGEMMA_TOKEN_RE
+    runs = list(run_re.finditer(text))
+    boxes = []
+    for i, run in enumerate(runs):
+        if florence:     # the label is the text since the previous run
+            name = text[runs[i - 1].end() if i else 0:run.start()]
+        else:            # the label is the text up to " ; " or the next run
+            end = runs[i + 1].start() if i + 1 < len(runs) else len(text)
+            name = text[run.end():end].split(";")[0]
+        name = _TAG_RE.sub("", name).strip(" \t\r\n;,.") or label
+        bins = [float(b) for b in token_re.findall(run.group(0))]
+        for k in range(0, len(bins), 4):
+            boxes.append(_box(bins[k:k + 4], convention, None, None, label=name, raw=run.group(0)))
     return boxes
 
 
@@ -253,8 +414,12 @@ def _normalise_sentence(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", "", text.lower()).split())
 
 
-def _is_negative(text: str, negative_answer: str | None) -> bool:
+def _is_negative(text: str, negative_answer: str | None, convention: str = "yolo") -> bool:
     """True when the answer says there is nothing to box."""
+    if convention in ("resized-pixels", "xyxy-1000") and _FENCE_RE.sub("", text).strip() in ("[]", "{}"):
+        return True   # an empty JSON list
+    if convention in ("florence-loc", "paligemma-loc") and not _TAG_RE.sub("", text).strip(" \t\r\n;"):
+        return True   # nothing but control tokens: no detection
     sentence = _normalise_sentence(text)
     if sentence in ("no", "none", "nothing") or (
         negative_answer and sentence == _normalise_sentence(negative_answer)
@@ -269,23 +434,45 @@ def parse_boxes(
     picture_size: tuple[float, float] | None = None,
     label: str | None = None,
     negative_answer: str | None = None,
+    transform: "Transform | None" = None,
 ) -> ParsedAnswer:
     """Read every box in ``text`` as normalised picture edges (see the module docstring).
 
     An answer with no box that says there is none gives zero boxes, parsed. Boxes that
     are NaN, out of range or of zero size are kept and flagged; ``problem`` counts them.
+    ``resized-pixels`` boxes go back through ``transform`` (it must know the processor's
+    resized picture size); ``pixels`` needs ``picture_size`` (or a ``transform``).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown box convention {convention!r} (known: {', '.join(CONVENTIONS)})")
+    if convention == "pixels" and picture_size is None and transform is not None:
+        picture_size = (transform.picture_width, transform.picture_height)
     if convention == "pixels" and (picture_size is None or min(picture_size) <= 0):
         raise ValueError("the 'pixels' box convention needs picture_size=(width, height)")
+    if convention == "resized-pixels" and (transform is None or transform.input_size is None):
+        raise ValueError("the 'resized-pixels' box convention needs a transform that knows the size the "
+                         "processor resized the picture to (Transform.with_input_size)")
+    if convention == "none":
+        problem = "this model family does not return boxes (no grounding): ask a question or score labels"
+        return ParsedAnswer("boxes", text, parsed=False, problem=problem, convention=convention)
 
-    boxes = _qwen_boxes(text, label) if convention == "qwen" else []
-    if not boxes:
-        boxes = _bracket_boxes(text, convention, label, picture_size)
+    if convention in ("florence-loc", "paligemma-loc"):
+        boxes = _loc_boxes(text, convention, label)
+    elif convention in ("resized-pixels", "xyxy-1000"):
+        boxes = _json_boxes(text, convention, label, transform)
+        if not boxes and convention == "xyxy-1000":
+            boxes = _internvl_boxes(text, label)
+        if not boxes:
+            boxes = _qwen_boxes(text, label, convention, transform)
+        if not boxes:
+            boxes = _bracket_boxes(text, convention, label, None, transform)
+    else:
+        boxes = _qwen_boxes(text, label) if convention == "qwen" else []
+        if not boxes:
+            boxes = _bracket_boxes(text, convention, label, picture_size)
 
     if not boxes:
-        if _is_negative(text, negative_answer):
+        if _is_negative(text, negative_answer, convention):
             return ParsedAnswer("boxes", text, convention=convention)
         problem = "no boxes found and no negative answer"
         return ParsedAnswer("boxes", text, parsed=False, problem=problem, convention=convention)
@@ -296,6 +483,55 @@ def parse_boxes(
         reasons = "; ".join(dict.fromkeys(flagged))
         problem = f"{len(flagged)} of {len(boxes)} boxes flagged: {reasons}"
     return ParsedAnswer("boxes", text, boxes=tuple(boxes), problem=problem, convention=convention)
+
+
+def format_boxes(
+    boxes: Iterable[PictureBox | Sequence[float]],
+    convention: str = "yolo",
+    labels: Sequence[str | None] | None = None,
+    transform: "Transform | None" = None,
+) -> str:
+    """Write boxes (PictureBoxes, or normalised edges ``[x0, y0, x1, y1]``) as ``convention`` writes them.
+
+    The inverse of ``parse_boxes``: what training data and tests put in the model's mouth. Labels
+    default to each PictureBox's own; ``resized-pixels`` needs the ``transform`` the parser uses.
+    """
+    boxes = list(boxes)
+    edges = [(b.x0, b.y0, b.x1, b.y1) if isinstance(b, PictureBox) else tuple(map(float, b)) for b in boxes]
+    if labels is None:
+        labels = [getattr(b, "label", None) for b in boxes]
+    labels = list(labels) + [None] * (len(edges) - len(labels))
+    if convention == "yolo":
+        return format_yolo_boxes([[(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0] for x0, y0, x1, y1 in edges])
+    if convention == "pixels":
+        raise ValueError("format_boxes: write 'pixels' boxes yourself (they need the picture size)")
+    if convention == "none":
+        raise ValueError("format_boxes: the 'none' convention has no boxes")
+    parts = []
+    for (x0, y0, x1, y1), name in zip(edges, labels):
+        name = name or "box"
+        if convention == "qwen":
+            a, b, c, d = (round(v * QWEN_GRID) for v in (x0, y0, x1, y1))
+            parts.append(f"<|object_ref_start|>{name}<|object_ref_end|><|box_start|>({a},{b}),({c},{d})<|box_end|>")
+        elif convention == "xyxy-1000":
+            a, b, c, d = (round(v * QWEN_GRID) for v in (x0, y0, x1, y1))
+            parts.append(f"<ref>{name}</ref><box>[[{a}, {b}, {c}, {d}]]</box>")
+        elif convention == "resized-pixels":
+            if transform is None or transform.input_size is None:
+                raise ValueError("format_boxes: 'resized-pixels' needs a transform with the input size")
+            a, b, c, d = (round(float(v)) for v in transform.normalised_box_to_input(x0, y0, x1, y1))
+            parts.append(json.dumps({"bbox_2d": [a, b, c, d], "label": name}))
+        elif convention == "florence-loc":
+            bins = (min(FLORENCE_BINS - 1, max(0, math.floor(v * FLORENCE_BINS))) for v in (x0, y0, x1, y1))
+            parts.append(name + "".join(f"<loc_{int(k)}>" for k in bins))
+        elif convention == "paligemma-loc":
+            bins = (min(PALIGEMMA_BINS - 1, max(0, round(v * PALIGEMMA_BINS))) for v in (y0, x0, y1, x1))
+            parts.append("".join(f"<loc{int(k):04d}>" for k in bins) + f" {name}")
+        else:
+            raise ValueError(f"unknown box convention {convention!r} (known: {', '.join(CONVENTIONS)})")
+    if convention == "resized-pixels":
+        return "```json\n[\n  " + ",\n  ".join(parts) + "\n]\n```"
+    return (" ; " if convention == "paligemma-loc" else "").join(parts)
 
 
 # Every value format_yolo_boxes writes for a box inside the picture ("0.0", "0.01", …, "0.1", …, "1.0").
@@ -321,8 +557,10 @@ def parse_answer(
     task: Task | None,
     convention: str = "yolo",
     picture_size: tuple[float, float] | None = None,
+    transform: "Transform | None" = None,
 ) -> ParsedAnswer:
-    """Parse ``text`` as the answer to ``task`` (no task: plain text)."""
+    """Parse ``text`` as the answer to ``task`` (no task: plain text); ``transform`` for
+    conventions that need it (``resized-pixels``)."""
     if task is None or task.kind == "text":
         return ParsedAnswer("text", text)
     if task.kind == "single":
@@ -338,5 +576,6 @@ def parse_answer(
             picture_size=picture_size,
             label=task.box_class,
             negative_answer=task.negative_answer,
+            transform=transform,
         )
     raise ValueError(f"task {task.name!r} has unknown kind {task.kind!r}")

@@ -2,6 +2,13 @@
 
 Each YAML file holds a list of task mappings (or a single mapping). Files are read in
 name order and tasks in file order, which is the order of :func:`load_tasks`.
+
+A model family is asked the way it was trained to answer (``Family.phrasing``): a file whose
+mapping has the single key ``phrasings`` holds, per phrasing and task kind, a template
+(``{phrase}``: the task's ``phrase``, e.g. "compact radio source"; ``{prompt}``: its own prompt),
+e.g. ``qwen2.5-vl: {boxes: "Outline the position of each {phrase} and output all the coordinates
+in JSON format."}``. A task's own ``phrasings`` mapping (phrasing → prompt) wins over the
+templates; :meth:`Task.prompt_for` gives the prompt for a phrasing (its ``prompt`` by default).
 """
 
 from __future__ import annotations
@@ -39,10 +46,17 @@ class Task:
     box_class: str | None = None
     benchmark: str | None = None
     negative_answer: str | None = None
+    phrase: str | None = None        # what a box task looks for, in words ("compact radio source")
+    phrasings: tuple[tuple[str, str], ...] = ()   # (phrasing, prompt): how other families are asked
+
+    def prompt_for(self, phrasing: str | None = None) -> str:
+        """The prompt for a family's ``phrasing`` (``Family.phrasing``); ``prompt`` when there is none."""
+        return dict(self.phrasings).get(phrasing or "", self.prompt)
 
 
 _KEYS = tuple(f.name for f in fields(Task))
-_OPTIONAL_STR_KEYS = ("none_label", "box_class", "benchmark", "negative_answer")
+_OPTIONAL_STR_KEYS = ("none_label", "box_class", "benchmark", "negative_answer", "phrase")
+PHRASINGS_KEY = "phrasings"
 
 
 def default_task_folder() -> Path:
@@ -96,8 +110,10 @@ def _load_folder(folder: Path) -> dict[str, Task]:
         raise TaskError(f"{folder}: no task files (*.yaml)")
     tasks: dict[str, Task] = {}
     origin: dict[str, Path] = {}
+    templates: dict[str, dict[str, str]] = {}
     for path in paths:
-        for task in _load_file(path):
+        entries = _load_file(path, templates)
+        for task in entries:
             if task.name in tasks:
                 raise TaskError(
                     f"{path}: key 'name': duplicate task name {task.name!r}"
@@ -105,17 +121,55 @@ def _load_folder(folder: Path) -> dict[str, Task]:
                 )
             tasks[task.name] = task
             origin[task.name] = path
-    return tasks
+    return {name: _with_templates(task, templates, origin[name]) for name, task in tasks.items()}
 
 
-def _load_file(path: Path) -> list[Task]:
-    """Parse one YAML file into validated tasks."""
+def _with_templates(task: Task, templates: dict[str, dict[str, str]], path: Path) -> Task:
+    """The task with a prompt for every phrasing that has a template for its kind."""
+    from dataclasses import replace
+
+    own = dict(task.phrasings)
+    for phrasing, by_kind in templates.items():
+        template = by_kind.get(task.kind)
+        if phrasing in own or template is None:
+            continue
+        if "{phrase}" in template and not task.phrase:
+            raise TaskError(f"{path}: task {task.name!r}, key 'phrase': needed by the {phrasing!r} "
+                            f"phrasing of {task.kind!r} tasks (e.g. phrase: compact radio source)")
+        own[phrasing] = template.replace("{phrase}", task.phrase or "").replace("{prompt}", task.prompt)
+    return replace(task, phrasings=tuple(own.items()))
+
+
+def _load_phrasings(path: Path, data: dict, templates: dict[str, dict[str, str]]) -> None:
+    """A ``phrasings:`` file: phrasing → task kind → template."""
+    table = data[PHRASINGS_KEY]
+    if not isinstance(table, dict):
+        raise TaskError(f"{path}: key 'phrasings': expected a mapping of phrasing → kind → template")
+    for phrasing, by_kind in table.items():
+        if not isinstance(by_kind, dict):
+            raise TaskError(f"{path}: phrasing {phrasing!r}: expected a mapping of task kind → template")
+        for kind, template in by_kind.items():
+            if kind not in KINDS:
+                raise TaskError(f"{path}: phrasing {phrasing!r}, key {kind!r}: unknown kind "
+                                f"(expected one of {', '.join(KINDS)})")
+            if not isinstance(template, str) or not template.strip():
+                raise TaskError(f"{path}: phrasing {phrasing!r}, key {kind!r}: not a non-empty string")
+            if phrasing in templates and kind in templates[phrasing]:
+                raise TaskError(f"{path}: phrasing {phrasing!r}, key {kind!r}: defined twice")
+            templates.setdefault(str(phrasing), {})[kind] = template.strip()
+
+
+def _load_file(path: Path, templates: dict[str, dict[str, str]] | None = None) -> list[Task]:
+    """Parse one YAML file into validated tasks (a ``phrasings:`` file fills ``templates``)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         detail = " ".join(str(exc).split())
         raise TaskError(f"{path}: cannot read YAML: {detail}") from None
     if data is None:
+        return []
+    if isinstance(data, dict) and set(data) == {PHRASINGS_KEY}:
+        _load_phrasings(path, data, templates if templates is not None else {})
         return []
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list):
@@ -162,6 +216,11 @@ def _make_task(path: Path, index: int, entry: Any) -> Task:
         raise fail("labels", f"a {kind!r} task needs labels")
     if len(set(labels)) != len(labels):
         raise fail("labels", "duplicate labels")
+    phrasings = entry.get("phrasings") or {}
+    if not isinstance(phrasings, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in phrasings.items()
+    ):
+        raise fail("phrasings", "expected a mapping of phrasing → prompt (strings)")
     if kind == "yesno":
         if labels and tuple(labels) != YESNO_LABELS:
             raise fail("labels", 'a yesno task has labels ["Yes", "No"]')
@@ -177,4 +236,6 @@ def _make_task(path: Path, index: int, entry: Any) -> Task:
         box_class=entry.get("box_class"),
         benchmark=entry.get("benchmark"),
         negative_answer=entry.get("negative_answer"),
+        phrase=entry.get("phrase"),
+        phrasings=tuple((k, v.strip()) for k, v in phrasings.items()),
     )

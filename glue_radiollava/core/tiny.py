@@ -166,3 +166,100 @@ def build_tiny(folder: str | Path, seed: int = 0, image_size: int = 32, patch_si
     processor.save_pretrained(folder)
     save_profile(get_profile(profile or "radio-llava"), folder)
     return folder
+
+
+# ------------------------------------------------------------------ other families
+QWEN_VISION_TOKENS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                      "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
+# The grounding markup of the Qwen2-VL vocabulary (Qwen2.5-VL and Qwen3-VL keep it).
+QWEN_GROUNDING_TOKENS = ["<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+                         "<|quad_start|>", "<|quad_end|>"]
+
+# ChatML as the Qwen-VL families write it: an image part is <|vision_start|><|image_pad|><|vision_end|>.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TINY_FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+
+
+def build_tiny_family(folder: str | Path, family: str = "llava_onevision", seed: int = 0) -> Path:
+    """Build and save a tiny random model of ``family`` offline: tokenizer with the family's
+    special tokens and chat template, processor, preprocessing profile; returns the folder."""
+    if family == "llava_onevision":
+        return build_tiny(folder, seed=seed)
+    if family in ("qwen2_vl", "qwen2_5_vl"):
+        return _build_tiny_qwen(Path(folder), family, seed)
+    from .errors import RadioLlavaError
+
+    raise RadioLlavaError(f"model tiny --family {family}: not buildable here; choose one of "
+                          f"{', '.join(TINY_FAMILIES)}")
+
+
+def _qwen_tokenizer():
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+
+    backend = build_tokenizer().backend_tokenizer      # ChatML tokens and <pad> already there
+    tokens = list(QWEN_VISION_TOKENS.values()) + QWEN_GROUNDING_TOKENS
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None,
+        extra_special_tokens=QWEN_VISION_TOKENS, chat_template=QWEN_CHAT_TEMPLATE, padding_side="left")
+
+
+def _build_tiny_qwen(folder: Path, family: str, seed: int) -> Path:
+    """Qwen2-VL or Qwen2.5-VL, every Linear ≥ 64 wide; the real patch 14 × merge 2 (a factor of 28),
+    so ``smart_resize`` moves a 64-pixel picture to 56 pixels, as the real processor does."""
+    import torch
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from .models import image_only_processor_class
+    from .profiles import get_profile, save_profile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_tokenizer()
+    ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in QWEN_VISION_TOKENS.items()}
+    patch, merge = 14, 2
+    text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    tokens = dict(image_token_id=ids["image_token"], video_token_id=ids["video_token"],
+                  vision_start_token_id=ids["vision_start_token"], vision_end_token_id=ids["vision_end_token"])
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLConfig as Config, Qwen2VLForConditionalGeneration as Model
+
+        vision = dict(depth=1, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=patch,
+                      spatial_merge_size=merge, temporal_patch_size=2)
+    else:
+        from transformers import Qwen2_5_VLConfig as Config, Qwen2_5_VLForConditionalGeneration as Model
+
+        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
+                      patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2, window_size=56,
+                      fullatt_block_indexes=[1])
+    config = Config(vision_config=vision, text_config=text, **tokens)
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    model = Model(config).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+
+    image_processor = Qwen2VLImageProcessorPil(patch_size=patch, merge_size=merge, temporal_patch_size=2,
+                                               min_pixels=(patch * merge) ** 2, max_pixels=112 * 112)
+    processor = image_only_processor_class(family)(image_processor=image_processor, tokenizer=tokenizer,
+                                                   chat_template=QWEN_CHAT_TEMPLATE)
+    processor.save_pretrained(folder)
+    save_profile(get_profile("radio-llava"), folder)
+    return folder

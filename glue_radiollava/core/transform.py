@@ -11,6 +11,12 @@ Coordinates, all 0-based with pixel centres on integers (numpy/astropy conventio
 
 Picture ⇄ cutout is affine on each axis: an optional vertical flip (north-up pictures), a scale,
 and a padding offset (resizing onto a padded square). Everything is exact and invertible.
+
+Some processors resize the picture once more before the model sees it, and some models answer in
+pixels of THAT picture (Qwen2.5-VL: ``smart_resize`` to sides that are multiples of 28). The
+``input_width``/``input_height`` fields hold that size (``with_input_size``; None: no such resize
+known) and the ``input_*`` methods map those resized-pixel edges to normalised picture edges:
+the resize stretches the whole picture, so an edge at ``x`` of ``input_width`` is ``u = x / input_width``.
 """
 
 from __future__ import annotations
@@ -36,10 +42,53 @@ class Transform:
     pad_y: float = 0.0
     flip_y: bool = False        # True: picture top = last cutout row (north up)
     wcs: object = None          # the mosaic's celestial WCS (None: pixel-only)
+    input_width: int | None = None    # the picture's size after the model processor's own resize
+    input_height: int | None = None
 
     @classmethod
     def identity(cls, width: int, height: int, x0: int = 0, y0: int = 0, wcs=None) -> "Transform":
         return cls(width, height, width, height, x0, y0, wcs=wcs)
+
+    def with_input_size(self, width: int, height: int) -> "Transform":
+        """This transform, knowing that the processor resizes the picture to ``width`` × ``height``."""
+        from dataclasses import replace
+
+        if width <= 0 or height <= 0:
+            raise RadioLlavaError(f"processor input size {width}x{height}: both sides must be positive")
+        return replace(self, input_width=int(width), input_height=int(height))
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the processor's resized picture, or None when not known."""
+        if self.input_width is None or self.input_height is None:
+            return None
+        return self.input_width, self.input_height
+
+    # ------------------------------------------------------- processor input ⇄ picture
+    def _need_input(self):
+        if self.input_size is None:
+            raise RadioLlavaError("this picture's processor resize is not known, so resized-pixel boxes "
+                                  "cannot be mapped (Transform.with_input_size)")
+
+    def input_to_normalised(self, x, y):
+        """Edge positions in the processor's resized picture → normalised picture edges."""
+        self._need_input()
+        return np.asarray(x, float) / self.input_width, np.asarray(y, float) / self.input_height
+
+    def normalised_to_input(self, u, v):
+        self._need_input()
+        return np.asarray(u, float) * self.input_width, np.asarray(v, float) * self.input_height
+
+    def input_box_to_normalised(self, x0, y0, x1, y1) -> tuple[float, float, float, float]:
+        """A resized-pixel box (edges, as the model wrote them, unsorted) → normalised edges."""
+        u0, v0 = self.input_to_normalised(x0, y0)
+        u1, v1 = self.input_to_normalised(x1, y1)
+        return float(u0), float(v0), float(u1), float(v1)
+
+    def normalised_box_to_input(self, u0, v0, u1, v1) -> tuple[float, float, float, float]:
+        a, b = self.normalised_to_input(u0, v0)
+        c, d = self.normalised_to_input(u1, v1)
+        return float(a), float(b), float(c), float(d)
 
     # ------------------------------------------------------- picture ⇄ cutout
     def picture_to_cutout(self, p, q):
@@ -126,4 +175,6 @@ class Transform:
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "wcs"}
+        if self.input_size is None:       # unchanged dicts for pictures without a processor resize
+            d.pop("input_width"), d.pop("input_height")
         return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in d.items()}
