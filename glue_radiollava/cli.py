@@ -102,13 +102,15 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), indent=None))
         return 0
     print()
+    if answer.parsed.kind == "boxes" or answer.boxes:
+        print(f"{len(answer.boxes)} box{'es' if len(answer.boxes) != 1 else ''}")
     for b in answer.boxes:
         print(f"  {b.label or 'box'}: {b.where(5)}  {b.width_arcsec:.1f}\" x "
               f"{b.height_arcsec:.1f}\"  pixels {[round(v, 1) for v in b.pixel_box]}")
     for w in answer.warnings:
         print(f"warning: {w}", file=sys.stderr)
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {path} ({len(answer.boxes)} boxes)")
     return 0
 
 

@@ -171,7 +171,9 @@ def cmd_similar(args) -> int:
             where = f'P(Yes) for "{text_question(args.text)}"'
     finally:
         bar.close()
-    written = write_boxes(args.out, matches, image.wcs, extra={"rank": list(range(1, len(matches) + 1))})
+    import numpy as np
+
+    written = write_boxes(args.out, matches, image.wcs, extra={"rank": np.arange(1, len(matches) + 1)})
     for rank, b in enumerate(matches, 1):
         print(f"{rank:3d}. {b.where(5)}  score {b.score:.4f}")
     print(f"{len(matches)} tiles ranked by {where}")

@@ -210,3 +210,12 @@ def test_the_console_region_takes_sky_coordinates(app, qtbot, data_dir):
     assert panel.region.cutout.center_sky.separation(target).arcsec < 6
     with pytest.raises(ValueError, match="pixel box"):
         glue.env.radiollava.region(viewer, 1, 2)
+
+
+def test_an_answer_about_another_class_is_shown_as_a_problem(app, qtbot, data_dir):
+    from glue_radiollava.core.tasks import get_task
+
+    _, _, panel, _ = known_boxes_panel(app, data_dir, text=get_task("boxes-spurious").negative_answer)
+    answer = ask_and_wait(qtbot, panel, task="boxes-compact")
+    assert answer.parsed.unparsed and not answer.boxes
+    assert "another class" in panel.message.text() and "color: #c0392b" in panel.message.styleSheet()

@@ -129,3 +129,30 @@ def test_a_crtf_without_coord_is_read_in_the_images_frame(mosaic, tmp_path, caps
     assert docs[0]["boxes"][0]["pixel_box"] == docs[1]["boxes"][0]["pixel_box"]
     assert any("names no coord=" in w and "(ICRS)" in w for w in docs[0]["warnings"])
     assert not any("coord=" in w for w in docs[1]["warnings"])
+
+
+@pytest.mark.parametrize("suffix", [".reg", ".crtf"])
+def test_no_boxes_still_give_a_valid_region_file(suffix, mosaic, tmp_path, capsys):
+    from regions import Regions
+
+    out = tmp_path / f"none{suffix}"
+    assert main(["regions", str(mosaic), "--box", "0", "0", "64", "64", "--boxes", "none", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.strip() and ("DS9" in text or "CRTF" in text)            # a header, not 0 bytes
+    assert len(Regions.read(str(out), format="ds9" if suffix == ".reg" else "crtf")) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_an_empty_scan_catalogue_keeps_its_column_types(mosaic, tmp_path):
+    from astropy.table import Table
+
+    from glue_radiollava.core.scan import ScanResult, write_outputs
+    from glue_radiollava.core.image import RadioImage
+
+    image = RadioImage.open(mosaic)
+    empty = ScanResult([], 0, 4, 4, 0, 0.1, True)
+    out, = write_outputs(empty, tmp_path / "scan.ecsv", None, image.wcs)
+    table = Table.read(out)
+    assert len(table) == 0
+    assert table["task"].dtype.kind == "U" and table["tile"].dtype.kind == "i"
+    assert table["cut_by_tile"].dtype.kind == "b" and table["class"].dtype.kind == "U"

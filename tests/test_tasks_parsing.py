@@ -266,3 +266,20 @@ def test_parse_answer_dispatch() -> None:
     assert negative.parsed and not negative.boxes
     pixels = parse_answer("[0, 0, 50, 50]", get_task("boxes-compact"), "pixels", (100, 100))
     assert pixels.convention == "pixels" and pixels.boxes[0].x1 == pytest.approx(0.5)
+
+
+def test_an_answer_about_another_class_is_flagged_not_read_as_none():
+    """"…does not contain spurious radio sources" to the compact question is no "none here"."""
+    from glue_radiollava.core.parsing import parse_answer
+    from glue_radiollava.core.tasks import get_task
+
+    compact = get_task("boxes-compact")
+    wrong = parse_answer(get_task("boxes-spurious").negative_answer, compact)
+    assert wrong.unparsed and "another class" in wrong.problem and compact.negative_answer in wrong.problem
+    right = parse_answer(compact.negative_answer, compact)
+    assert right.parsed and not right.boxes
+    # the multi-island negative is not mistaken for the single-island one, nor the reverse
+    extended = get_task("boxes-extended")
+    assert parse_answer(get_task("boxes-extended-multisland").negative_answer, extended).unparsed
+    assert parse_answer(extended.negative_answer, extended).parsed
+    assert parse_answer("No.", compact).parsed                           # a plain no stays a no

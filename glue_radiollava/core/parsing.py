@@ -435,8 +435,13 @@ def parse_boxes(
     label: str | None = None,
     negative_answer: str | None = None,
     transform: "Transform | None" = None,
+    other_negatives: Sequence[str] = (),
 ) -> ParsedAnswer:
     """Read every box in ``text`` as normalised picture edges (see the module docstring).
+
+    ``other_negatives``: the negative answers of the OTHER box tasks; an answer that is one of
+    them ("… does not contain spurious radio sources" to the compact-sources question) speaks of
+    another class, and is flagged as not parsed rather than read as "none here".
 
     An answer with no box that says there is none gives zero boxes, parsed. Boxes that
     are NaN, out of range or of zero size are kept and flagged; ``problem`` counts them.
@@ -472,6 +477,13 @@ def parse_boxes(
             boxes = _bracket_boxes(text, convention, label, picture_size)
 
     if not boxes:
+        sentence = _normalise_sentence(text)
+        own = _normalise_sentence(negative_answer) if negative_answer else None
+        for other in other_negatives:
+            if sentence == _normalise_sentence(other) and sentence != own:
+                problem = (f"the answer is about another class ({text.strip()!r}); "
+                           f"this question expects boxes or {negative_answer!r}")
+                return ParsedAnswer("boxes", text, parsed=False, problem=problem, convention=convention)
         if _is_negative(text, negative_answer, convention):
             return ParsedAnswer("boxes", text, convention=convention)
         problem = "no boxes found and no negative answer"
@@ -577,5 +589,18 @@ def parse_answer(
             label=task.box_class,
             negative_answer=task.negative_answer,
             transform=transform,
+            other_negatives=_other_negatives(task),
         )
     raise ValueError(f"task {task.name!r} has unknown kind {task.kind!r}")
+
+
+def _other_negatives(task: Task) -> tuple[str, ...]:
+    """The negative answers of the catalogue's other box tasks (what an answer about another class says)."""
+    from .tasks import TaskError, load_tasks
+
+    try:
+        tasks = load_tasks().values()
+    except TaskError:          # a broken catalogue is reported where it is loaded, not here
+        return ()
+    return tuple(t.negative_answer for t in tasks
+                 if t.kind == "boxes" and t.negative_answer and t.negative_answer != task.negative_answer)

@@ -436,8 +436,12 @@ def collect(records: dict[int, dict], tiles: Sequence[Tile], keep=None, iou: flo
 
 def scan_columns(result: ScanResult) -> dict:
     """The catalogue columns a scan adds to the boxes' own: tile, task, cut_by_tile."""
-    return {"tile": [d.tile for d in result.detections], "task": [d.task for d in result.detections],
-            "cut_by_tile": [d.cut_by_tile for d in result.detections]}
+    import numpy as np       # typed: an empty scan's columns keep their types (int, text, bool)
+
+    found = result.detections
+    return {"tile": np.array([d.tile for d in found], dtype=int),
+            "task": np.array([d.task for d in found], dtype=str) if found else np.array([], dtype="U1"),
+            "cut_by_tile": np.array([d.cut_by_tile for d in found], dtype=bool)}
 
 
 def scan_meta(result: ScanResult, meta: dict | None = None) -> dict:

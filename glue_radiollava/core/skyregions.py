@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RadioLlavaError
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 from .transform import Transform
 
 CLASS_COLOURS = {
@@ -147,6 +147,11 @@ def write_regions(path: str | Path, boxes: list[SkyBox], wcs, format: str | None
     regs = to_regions(boxes, wcs)
     if fmt == "fits":  # the FITS region format stores pixel shapes only: the image's pixels
         regs = type(regs)([r.to_pixel(wcs) for r in regs])
+    if fmt == "ds9" and not boxes:   # `regions` writes 0 bytes: a valid file says its frame and "none"
+        from astropy.wcs.utils import wcs_to_celestial_frame
+
+        frame = wcs_to_celestial_frame(wcs).name if wcs is not None else "icrs"
+        return atomic_write_text(path, f"# Region file format: DS9 astropy/regions\n# 0 boxes\n{frame}\n")
     return atomic_write(path, lambda tmp: regs.write(tmp, format=fmt, overwrite=True))
 
 
@@ -168,8 +173,8 @@ def catalogue(boxes: list[SkyBox], extra: dict | None = None, meta: dict | None 
     t["score"] = np.array([np.nan if b.score is None else b.score for b in boxes], float)
     for i, name in enumerate(("x0", "y0", "x1", "y1")):
         t[name] = np.array([b.pixel_box[i] for b in boxes], float)
-    for name, values in (extra or {}).items():
-        t[name] = np.asarray(values) if n else np.array([], dtype=int)
+    for name, values in (extra or {}).items():     # give typed arrays: an empty column keeps its type
+        t[name] = np.asarray(values)
     t.meta["frame"] = boxes[0].frame if boxes else "icrs"
     t.meta["PIXCONV"] = "x0 y0 x1 y1: 0-based mosaic pixels, box edges"
     t.meta.update(meta or {})
