@@ -83,7 +83,7 @@ def test_a_typed_centre_and_size_make_a_new_ask_subset(app, qtbot, data_dir):
     gal = SkyCoord(target).galactic
     panel.region_from_text(f"{gal.l.deg:.6f} {gal.b.deg:.6f}", "3arcmin", "galactic")
     assert (panel.region.cutout.x0, panel.region.cutout.y0) == (cut.x0, cut.y0)
-    assert group.style.color.lower() == "#ff3ea5"                       # the ask colour, not white
+    assert group.style.color.lower() == "#ff3ea5" and group.style.linewidth == 3   # seen on noise
     assert panel.region_from_text("not a place", "3arcmin") is None
     assert "is not a sky position" in panel.message.text()
 

@@ -156,3 +156,18 @@ def test_an_empty_scan_catalogue_keeps_its_column_types(mosaic, tmp_path):
     assert len(table) == 0
     assert table["task"].dtype.kind == "U" and table["tile"].dtype.kind == "i"
     assert table["cut_by_tile"].dtype.kind == "b" and table["class"].dtype.kind == "U"
+
+
+@pytest.mark.parametrize("umask, mode", [("022", 0o644), ("077", 0o600)])
+def test_new_files_get_the_modes_a_plain_open_gives(umask, mode, mosaic, tmp_path):
+    """Under the user's umask (set before the program starts, as a shell does), not mkstemp's 0600."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from glue_radiollava.cli import main; sys.exit(main(sys.argv[1:]))")
+    argv = _regions(mosaic, "--out", str(tmp_path / "b.reg"), "--catalogue-out", str(tmp_path / "b.ecsv"))
+    done = subprocess.run(["sh", "-c", f'umask {umask} && exec "$0" "$@"', sys.executable, "-c", code, *argv],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in ("b.reg", "b.ecsv"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == oct(mode)

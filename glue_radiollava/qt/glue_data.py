@@ -128,7 +128,8 @@ def _hex(colour: str) -> str:
     return to_hex(colour)
 
 
-def new_subset(session, x_att, y_att, roi, label: str, colour: str | None = None):
+def new_subset(session, x_att, y_att, roi, label: str, colour: str | None = None,
+               linewidth: float | None = None):
     """A NEW subset group from a ROI on the viewer's pixel attributes ``x_att``/``y_att``; the
     person's next drag will not edit it (nor any of their own subsets)."""
     from glue.core.subset import RoiSubsetState
@@ -136,6 +137,8 @@ def new_subset(session, x_att, y_att, roi, label: str, colour: str | None = None
     group = session.data_collection.new_subset_group(label, RoiSubsetState(x_att, y_att, roi))
     if colour:
         group.style.color = _hex(colour)
+    if linewidth:
+        group.style.linewidth = linewidth
     session.edit_subset_mode.edit_subset = []
     return group
 

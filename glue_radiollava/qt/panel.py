@@ -426,7 +426,8 @@ class AssistantPanel(QtWidgets.QWidget):
             return None
         if not self.set_region(viewer, box, label):
             return None  # no overlap, not an image, …: nothing was created
-        group = glue_data.new_subset(self.session, viewer.state.x_att, viewer.state.y_att, roi, label, ASK_COLOUR)
+        group = glue_data.new_subset(self.session, viewer.state.x_att, viewer.state.y_att, roi, label, ASK_COLOUR,
+                                     linewidth=3)
         self.region.group = group
         return group
 
