@@ -26,6 +26,7 @@ from pathlib import Path
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import data_root
 from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
+from glue_radiollava.core.transform import index_box_around, radec_to_pixel
 
 from .tasks import CODES, DETECTION, BenchTask, box_tasks, get_bench
 
@@ -416,8 +417,7 @@ def _rgz(root: Path) -> list[_Raw]:
     for i, row in enumerate(_csv_rows(path), 2):
         x0, y0, x1, y1 = (float(row[k]) for k in ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax"))
         side = max(RGZ_MIN_CUTOUT, math.ceil(RGZ_MARGIN * max(x1 - x0, y1 - y0)))
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        ix0, iy0 = int(round(cx + 0.5 - side / 2)), int(round(cy + 0.5 - side / 2))
+        ix0, iy0, _, _ = index_box_around((x0 + x1) / 2, (y0 + y1) / 2, side, side)
         sname = f"rgz{row['rgz_catalog_id']}_{Path(row['file']).stem}"
         label = row["rgz_morph"].replace("_", "-")
         raws.append(_Raw(sname, root / row["file"], label, f"{path.name} line {i} ({sname!r})",
@@ -438,7 +438,6 @@ def _lotss(root: Path) -> list[_Raw]:
     import warnings
 
     import numpy as np
-    from astropy.coordinates import SkyCoord
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
     from astropy.wcs.utils import proj_plane_pixel_scales
@@ -459,7 +458,7 @@ def _lotss(root: Path) -> list[_Raw]:
         beam = float(header.get("BMAJ", 6 / 3600)) * 3600
         boxes = []
         for row in rows:
-            x, y = (float(v) for v in wcs.world_to_pixel(SkyCoord(float(row["RA"]), float(row["DEC"]), unit="deg")))
+            x, y = (float(v) for v in radec_to_pixel(wcs, float(row["RA"]), float(row["DEC"])))
             if not (-0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5):
                 continue
             snr = float(row["Peak_flux"]) / float(row["Isl_rms"])

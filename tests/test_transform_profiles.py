@@ -122,3 +122,25 @@ def test_box_on_lotss_source_maps_to_its_sky_position(data_dir, profile):
         assert centre.separation(coord).arcsec < 1.5, (src["Source_Name"], text)
         checked += 1
     assert checked >= 5
+
+
+def test_wcs_calls_live_only_in_the_geometry_modules():
+    """The design's key rule: only the geometry modules ask a WCS; everything else goes through
+    ``core.transform`` (pixel_to_sky, sky_to_pixel, radec_to_pixel, Transform) and ``skyregions``."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    allowed = {"glue_radiollava/core/transform.py", "glue_radiollava/core/skyregions.py"}
+    pattern = re.compile(r"\b(?:all_|wcs_)?(?:pixel_to_world|world_to_pixel)(?:_values)?\b|"
+                         r"\b(?:all|wcs)_(?:pix2world|world2pix)\b|angular_separation")
+    offenders = []
+    for folder in ("glue_radiollava", "training", "benchmarks"):
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel in allowed:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line):
+                    offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == [], "\n".join(offenders)

@@ -36,6 +36,7 @@ import numpy as np
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import atomic_write, atomic_write_text, check_outputs
 from glue_radiollava.core.parsing import PictureBox
+from glue_radiollava.core.transform import Transform
 
 from .qa import ImageFacts, Turn, augment_turns, default_turns, to_llava
 from .readers import BOX_TOLERANCE, KINDS, READERS, Note, Problem, Record, RecordError, safe_id
@@ -138,9 +139,9 @@ def picture_boxes(rec: Record, transform, shape) -> dict[str, list[PictureBox]]:
                 raise RecordError(f"box {list(s.box)} is not a valid [x_center, y_center, width, height]")
             if min(u0, v0) < -BOX_TOLERANCE or max(u1, v1) > 1 + BOX_TOLERANCE:
                 raise RecordError(f"box {list(s.box)} lies outside its image")
-            X0, Y0, X1, Y1 = u0 * nx - 0.5, v0 * ny - 0.5, u1 * nx - 0.5, v1 * ny - 0.5
-            X0, X1 = X0 + transform.x0, X1 + transform.x0
-            Y0, Y1 = Y0 + transform.y0, Y1 + transform.y0
+            # normalised to the record's own image, which sits at the picture's mosaic offset
+            own = Transform.identity(nx, ny, transform.x0, transform.y0)
+            X0, Y0, X1, Y1 = own.box_to_mosaic(u0, v0, u1, v1)
         else:
             X0, Y0, X1, Y1 = s.box
         p0, q0, p1, q1 = transform.mosaic_box_to_normalised(X0, Y0, X1, Y1)

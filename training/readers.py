@@ -18,6 +18,7 @@ import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
+from glue_radiollava.core.transform import radec_to_pixel, sky_to_pixel
 
 KINDS = ("sim", "labels", "yolo", "rgcat", "mosaic")
 SCHEMES = {
@@ -364,14 +365,14 @@ def catalogue_boxes(table, image, box_scale: float = 1.5, extended_beams: float 
     n = len(ra)
     sx, sy = image.pixel_scale_arcsec
     beam = image.beam.major_arcsec if image.beam else 3 * sx
-    centre = np.stack(image.wcs.world_to_pixel_values(ra, dec), axis=1) if n else np.zeros((0, 2))
+    centre = np.stack(radec_to_pixel(image.wcs, ra, dec), axis=1) if n else np.zeros((0, 2))
     wanted = ("box_ra", "box_dec", "box_width", "box_height", "maj", "min", "pa", "peak_flux", "isl_rms",
               "dc_maj", "class", "radio_galaxy", "source_name")
     cols = {c: _column(table, (c,)) for c in wanted}
     maj = _values(table, cols["maj"], "arcsec") if cols["maj"] else np.full(n, beam)
     if all(cols[c] for c in ("box_ra", "box_dec", "box_width", "box_height")):
-        bc = np.stack(image.wcs.world_to_pixel_values(_values(table, cols["box_ra"], "deg"),
-                                                      _values(table, cols["box_dec"], "deg")), axis=1)
+        bc = np.stack(radec_to_pixel(image.wcs, _values(table, cols["box_ra"], "deg"),
+                                     _values(table, cols["box_dec"], "deg")), axis=1)
         hw = _values(table, cols["box_width"], "arcsec") / 2 / sx
         hh = _values(table, cols["box_height"], "arcsec") / 2 / sy
         boxes = np.stack([bc[:, 0] - hw, bc[:, 1] - hh, bc[:, 0] + hw, bc[:, 1] + hh], axis=1)
@@ -391,7 +392,7 @@ def catalogue_boxes(table, image, box_scale: float = 1.5, extended_beams: float 
         north = a[:, None] * np.cos(t) * np.cos(th) - b[:, None] * np.sin(t) * np.sin(th)
         c0 = SkyCoord(np.repeat(ra, 24) * u.deg, np.repeat(dec, 24) * u.deg)
         pts = c0.spherical_offsets_by(east.ravel() * u.arcsec, north.ravel() * u.arcsec)
-        px, py = (np.asarray(v).reshape(n, 24) for v in image.wcs.world_to_pixel(pts))
+        px, py = (np.asarray(v).reshape(n, 24) for v in sky_to_pixel(image.wcs, pts))
         boxes = np.stack([px.min(1), py.min(1), px.max(1), py.max(1)], axis=1) if n else np.zeros((0, 4))
     names = ([str(v) for v in table[cols["source_name"]]] if cols["source_name"] else
              [f"row {i + 1}" for i in range(n)])

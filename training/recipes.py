@@ -150,12 +150,13 @@ def real_data_root() -> Path | None:
 DENSE = ("objectness", "dx", "dy", "log w", "log h", "cx", "cy", "w", "h")   # the dense head's channels
 
 
-def _truth_targets(truth: dict, grid: int):
+def _truth_targets(truth: dict, grid: int, transform):
     """Image-level and per-patch targets from the simulator's truth of one image.
 
     Per box class and patch: is a box centred here; its centre inside the patch; its log size; and
-    its absolute centre and size as fractions of the picture (what the LLM writes). Positions are
-    normalised by the image's own size, so cutouts of every size mix."""
+    its absolute centre and size as fractions of the picture (what the LLM writes). Boxes go to the
+    picture through its own ``transform`` (the one the dataset builder rendered it with), so
+    cutouts of every size, flip and padding mix."""
     import numpy as np
 
     labels = np.array([label in truth["labels"] for label in MULTILABELS], np.float32)
@@ -163,21 +164,30 @@ def _truth_targets(truth: dict, grid: int):
     smorph = SMORPH.index(truth["smorph"]) if truth.get("smorph") in SMORPH else -100
     fr = FR.index(truth["fr_class"]) if truth.get("fr_class") in FR else -100
     dense = np.zeros((len(BOX_CLASSES), len(DENSE), grid, grid), np.float32)
-    height, width = truth["shape"]
     for obj in truth["objects"]:
         classes = {obj["class"]} | ({"RADIO-GALAXY"} if obj.get("radio_galaxy") else set())
         if obj.get("fr_class") in FR:
             classes.add(obj["fr_class"])
         X0, Y0, X1, Y1 = obj["pixel_box"]
-        # the radio-llava picture is the FITS array, row 0 at the top: picture px = FITS px + 0.5
-        u, v = ((X0 + X1) / 2 + 0.5) / width, ((Y0 + Y1) / 2 + 0.5) / height
-        w, h = max(X1 - X0, 1) / width, max(Y1 - Y0, 1) / height
+        u0, v0, u1, v1 = transform.mosaic_box_to_normalised(X0, Y0, X1, Y1)
+        su0, sv0, su1, sv1 = transform.mosaic_box_to_normalised(X0, Y0, max(X1, X0 + 1), max(Y1, Y0 + 1))
+        u, v, w, h = (u0 + u1) / 2, (v0 + v1) / 2, su1 - su0, sv1 - sv0   # sizes of at least a pixel
         gx, gy = min(max(int(u * grid), 0), grid - 1), min(max(int(v * grid), 0), grid - 1)
         for c in classes:
             if c in BOX_CLASSES:
                 dense[BOX_CLASSES.index(c), :, gy, gx] = (1.0, u * grid - gx, v * grid - gy, math.log(w),
                                                           math.log(h), u, v, w, h)
     return labels, pec, smorph, fr, dense, 1.0
+
+
+def _picture_transforms(meta: Path) -> dict:
+    """Record id → the Transform its picture was rendered with (the dataset builder's meta file)."""
+    from glue_radiollava.core.transform import Transform
+
+    if not meta.is_file():
+        raise RadioLlavaError(f"{meta} is missing: the pictures' transforms are in it; rebuild the dataset")
+    records = json.loads(meta.read_text())["records"]
+    return {rid: Transform.from_dict(r["transform"]) for rid, r in records.items() if r.get("transform")}
 
 
 def _real_targets(label: str, grid: int):
@@ -201,13 +211,14 @@ def load_stage1(sims: Path | None, data: Path, recipe: Recipe, image_processor, 
     for folder in sorted(p for p in sims.iterdir() if p.is_dir()) if sims is not None else []:
         objects = json.loads((folder / "objects.json").read_text())["images"]
         pictures = data / f"{folder.name}_images"
+        transforms = _picture_transforms(data / f"{folder.name}.meta.json")
         for truth in objects:
             png = pictures / f"{truth['sname']}.png"
-            if not png.is_file():
+            if not png.is_file() or truth["sname"] not in transforms:
                 continue
             with Image.open(png) as im:
                 pixels.append(im.convert("RGB"))
-            targets.append(_truth_targets(truth, grid))
+            targets.append(_truth_targets(truth, grid, transforms[truth["sname"]]))
     ref = data / f"{real}.reference.json"
     if ref.is_file():
         for item in json.loads(ref.read_text())["data"]:

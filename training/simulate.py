@@ -33,6 +33,7 @@ import numpy as np
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import atomic_write, atomic_write_bytes
 from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
+from glue_radiollava.core.transform import pixel_to_sky
 
 from . import sky_models as sm
 
@@ -442,7 +443,8 @@ def make_image(seed: int, index: int, cfg: SimConfig) -> SimImage:
     wcs = _wcs(center, n, n, survey.pixel_arcsec)
     skies = sky_boxes(wcs, np.array([m.box for _, m, _ in measured]))
     cen = np.array([m.centroid for _, m, _ in measured]).reshape(-1, 2)
-    ras, decs = wcs.all_pix2world(cen[:, 0], cen[:, 1], 0)
+    centres = pixel_to_sky(wcs, cen[:, 0], cen[:, 1])
+    ras, decs = centres.spherical.lon.deg, centres.spherical.lat.deg
     objects = [_object_truth(f"{name}-{k:03d}", p, m, sky, (ra, dec), survey)
                for k, ((p, m, _), sky, ra, dec) in enumerate(zip(measured, skies, ras, decs))]
     truth = _image_truth(name, scene, objects, bg_labels, finite, survey, center, shape, cfg)
@@ -509,21 +511,16 @@ def _wcs(center, nx, ny, pix_arcsec):
 
 
 def sky_boxes(wcs, boxes: np.ndarray) -> list[dict]:
-    """Pixel-edge boxes (N×4: x0, y0, x1, y1) → sky centre and angular width/height (arcsec)."""
-    from astropy.coordinates import angular_separation
+    """Pixel-edge boxes (N×4: x0, y0, x1, y1) → sky centre and angular width/height (arcsec),
+    measured as the model's boxes are (``skyregions.pixel_boxes_to_sky``)."""
+    from glue_radiollava.core.skyregions import pixel_boxes_to_sky
 
     if len(boxes) == 0:
         return []
-    b = np.asarray(boxes, float)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    xs = np.concatenate([cx, b[:, 0], b[:, 2], cx, cx])
-    ys = np.concatenate([cy, cy, cy, b[:, 1], b[:, 3]])
-    ra, dec = (np.radians(v).reshape(5, -1) for v in wcs.all_pix2world(xs, ys, 0))
-    width = np.degrees(angular_separation(ra[1], dec[1], ra[2], dec[2])) * 3600
-    height = np.degrees(angular_separation(ra[3], dec[3], ra[4], dec[4])) * 3600
-    return [{"ra": round(float(np.degrees(ra[0, i])), 7), "dec": round(float(np.degrees(dec[0, i])), 7),
+    ra, dec, width, height, _ = pixel_boxes_to_sky(boxes, wcs)
+    return [{"ra": round(float(ra[i]), 7), "dec": round(float(dec[i]), 7),
              "width_arcsec": round(float(width[i]), 3), "height_arcsec": round(float(height[i]), 3)}
-            for i in range(len(b))]
+            for i in range(len(ra))]
 
 
 def _sig(v: float, digits: int = 5) -> float:

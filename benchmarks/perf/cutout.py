@@ -216,8 +216,10 @@ def sky_centres(path: Path, pixels: list[tuple[float, float]]):
     from astropy.io import fits
     from astropy.wcs import WCS
 
+    from glue_radiollava.core.transform import pixel_to_sky
+
     wcs = WCS(fits.getheader(path))
-    return [wcs.pixel_to_world(x, y) for x, y in pixels]
+    return [pixel_to_sky(wcs, x, y) for x, y in pixels]
 
 
 def cutout_size():
@@ -252,11 +254,12 @@ def warm_up() -> None:
     """Import and exercise the whole path on a tiny in-memory image, so imports are not timed."""
     from glue_radiollava.core.image import RadioImage
     from glue_radiollava.core.profiles import render
+    from glue_radiollava.core.transform import pixel_to_sky
 
     n = 2 * CUTOUT_PX
     data = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     image = RadioImage.from_array(data, mosaic_header(n))
-    render(image.cutout_sky(image.wcs.pixel_to_world(n / 2, n / 2), cutout_size()), PROFILE)
+    render(image.cutout_sky(pixel_to_sky(image.wcs, n / 2, n / 2), cutout_size()), PROFILE)
 
 
 def time_fresh_opens(path: Path, centres, size) -> tuple[list[float], tuple[int, int]]:

@@ -247,7 +247,9 @@ class RadioImage:
         if side > MAX_CUTOUT_PX:                  # Cutout2D would allocate all of it
             raise RadioLlavaError(f"size {w}×{h} is about {side:.0f} pixels of {self.path or 'the image'}; a "
                                   f"cutout may be at most {MAX_CUTOUT_PX} pixels a side: choose a smaller --size")
-        if not np.all(np.isfinite(self.wcs.world_to_pixel(center))):
+        from .transform import sky_to_pixel
+
+        if not np.all(np.isfinite(sky_to_pixel(self.wcs, center))):
             raise RadioLlavaError(f"{where} lies outside {self.path or 'the image'} "
                                   "(it has no pixel position in this projection)")
         try:
@@ -409,10 +411,26 @@ class Cutout:
         return self.data.shape
 
     @property
+    def transform(self):
+        """Cutout pixels ⇄ mosaic pixels ⇄ sky (a Transform whose picture is the cutout itself)."""
+        from .transform import Transform
+
+        ny, nx = self.shape
+        return Transform.identity(nx, ny, self.x0, self.y0, wcs=self.image.wcs)
+
+    @property
     def wcs(self):
-        """The cutout's own celestial WCS (the mosaic's, with the reference pixel shifted)."""
+        """The cutout's own celestial WCS: the mosaic's with the reference pixel (and SIP's) moved
+        to the cutout's origin and the cutout's shape, as astropy's ``WCS.slice`` does (which
+        cannot start before the image's first pixel, as a padded cutout does)."""
+        from astropy.wcs import Sip
+
+        shift = np.array([self.x0, self.y0], float)
         w = self.image.wcs.deepcopy()
-        w.wcs.crpix = w.wcs.crpix - np.array([self.x0, self.y0])
+        w.wcs.crpix = w.wcs.crpix - shift
+        if w.sip is not None:
+            w.sip = Sip(w.sip.a, w.sip.b, w.sip.ap, w.sip.bp, w.sip.crpix - shift)
+        w.array_shape = self.shape
         return w
 
     @property
@@ -422,7 +440,7 @@ class Cutout:
     @property
     def center_sky(self):
         ny, nx = self.shape
-        return self.image.wcs.pixel_to_world(self.x0 + (nx - 1) / 2, self.y0 + (ny - 1) / 2)
+        return self.transform.cutout_to_sky((nx - 1) / 2, (ny - 1) / 2)
 
     @property
     def size_arcsec(self) -> tuple[float, float]:

@@ -135,11 +135,14 @@ def region_bounds(image, path: str | Path):
 
 def _cut_by_tile(pixel_box, tile: Tile, bounds: tuple[int, int, int, int]) -> bool:
     """True when the box touches a tile edge that is not the edge of the scanned area."""
+    from .transform import index_box_to_edges
+
     X0, Y0, X1, Y1 = pixel_box
     bx0, by0, bx1, by1 = bounds
+    ex0, ey0, ex1, ey1 = index_box_to_edges(tile.x0, tile.y0, tile.x1, tile.y1)
     t = EDGE_TOLERANCE_PX
-    return ((tile.x0 > bx0 and X0 <= tile.x0 - 0.5 + t) or (tile.x1 < bx1 and X1 >= tile.x1 - 0.5 - t)
-            or (tile.y0 > by0 and Y0 <= tile.y0 - 0.5 + t) or (tile.y1 < by1 and Y1 >= tile.y1 - 0.5 - t))
+    return ((tile.x0 > bx0 and X0 <= ex0 + t) or (tile.x1 < bx1 and X1 >= ex1 - t)
+            or (tile.y0 > by0 and Y0 <= ey0 + t) or (tile.y1 < by1 and Y1 >= ey1 - t))
 
 
 # ------------------------------------------------------------------ detectors

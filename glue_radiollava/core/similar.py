@@ -30,6 +30,7 @@ from .errors import RadioLlavaError
 from .files import atomic_write
 from .scan import Tile, image_fingerprint, plan_tiles, read_tile
 from .skyregions import SkyBox, pixel_box_to_sky
+from .transform import index_box_to_edges
 
 INDEX_VERSION = 2
 
@@ -140,7 +141,7 @@ def _overlap_fraction(tile: Tile, box) -> float:
 
 def _matches(image, tiles: Sequence[Tile], scores: np.ndarray, top: int, label: str) -> list[SkyBox]:
     order = [int(k) for k in np.argsort(-scores, kind="stable") if np.isfinite(scores[k])][:max(0, int(top))]
-    return [pixel_box_to_sky(label, (tiles[k].x0 - 0.5, tiles[k].y0 - 0.5, tiles[k].x1 - 0.5, tiles[k].y1 - 0.5),
+    return [pixel_box_to_sky(label, index_box_to_edges(tiles[k].x0, tiles[k].y0, tiles[k].x1, tiles[k].y1),
                              image.wcs, round(float(scores[k]), 6)) for k in order]
 
 

@@ -62,6 +62,11 @@ class SkyBox:
         that image's WCS. A box the projection cannot place (e.g. on the far side) is an error."""
         from dataclasses import replace
 
+        return replace(self, pixel_box=self.to_pixel(wcs))
+
+    def to_pixel(self, wcs) -> tuple[float, float, float, float]:
+        """The pixel box (edges X0, Y0, X1, Y1) of this sky box on an image with celestial ``wcs``,
+        measured as ``pixel_box_to_sky`` measures the other way (``regions``' rectangle)."""
         import astropy.units as u
         from astropy.coordinates import SkyCoord
         from regions import RectangleSkyRegion
@@ -76,7 +81,7 @@ class SkyBox:
             raise RadioLlavaError(f"box at {self.where()} cannot be placed on this image ({exc})") from None
         if not np.all(np.isfinite(box)):
             raise RadioLlavaError(f"box at {self.where()} does not project onto this image")
-        return replace(self, pixel_box=tuple(float(v) for v in box))
+        return tuple(float(v) for v in box)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SkyBox":
@@ -99,15 +104,33 @@ def map_box(box, transform: Transform) -> SkyBox:
     return pixel_box_to_sky(box.label, (X0, Y0, X1, Y1), transform.wcs, box.score, tuple(box.to_yolo()))
 
 
+def pixel_boxes_to_sky(boxes, wcs):
+    """Pixel boxes (N × 4 edges X0, Y0, X1, Y1) → sky centres and angular sizes, vectorised:
+    ``(lon_deg, lat_deg, width_arcsec, height_arcsec, frame)``. The width is the great-circle
+    distance between the midpoints of the left and right edges, the height that of the bottom and
+    top ones. The one measure of a box on the sky: model boxes and the simulator's truth use it."""
+    from astropy.coordinates import angular_separation
+
+    from .transform import pixel_to_sky
+
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    sky = pixel_to_sky(wcs, np.concatenate([cx, b[:, 0], b[:, 2], cx, cx]),
+                       np.concatenate([cy, cy, cy, b[:, 1], b[:, 3]]))
+    lon = sky.spherical.lon.rad.reshape(5, -1)
+    lat = sky.spherical.lat.rad.reshape(5, -1)
+    width = np.degrees(angular_separation(lon[1], lat[1], lon[2], lat[2])) * 3600
+    height = np.degrees(angular_separation(lon[3], lat[3], lon[4], lat[4])) * 3600
+    return np.degrees(lon[0]), np.degrees(lat[0]), width, height, sky.frame.name
+
+
 def pixel_box_to_sky(label: str | None, pixel_box, wcs, score: float | None = None,
                      picture_box=(0.0, 0.0, 0.0, 0.0)) -> SkyBox:
     """A mosaic pixel box (edges X0, Y0, X1, Y1) → SkyBox through the mosaic's celestial ``wcs``."""
-    pix = SkyBox(label, tuple(picture_box), tuple(float(v) for v in pixel_box), 0.0, 0.0, 0.0, 0.0, score)
-    sky = pix.pixel_region().to_sky(wcs)
-    lon, lat = (sky.center.spherical.lon.deg, sky.center.spherical.lat.deg)
-    return SkyBox(label, pix.picture_box, pix.pixel_box, float(lon), float(lat),
-                  float(sky.width.to_value("arcsec")), float(sky.height.to_value("arcsec")),
-                  score, sky.center.frame.name)
+    box = tuple(float(v) for v in pixel_box)
+    lon, lat, width, height, frame = pixel_boxes_to_sky([box], wcs)
+    return SkyBox(label, tuple(picture_box), box, float(lon[0]), float(lat[0]), float(width[0]),
+                  float(height[0]), score, frame)
 
 
 def map_boxes(boxes, transform: Transform) -> tuple[list[SkyBox], list[str]]:

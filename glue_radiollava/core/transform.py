@@ -28,6 +28,36 @@ import numpy as np
 from .errors import RadioLlavaError
 
 
+def pixel_to_sky(wcs, x, y):
+    """0-based pixel coordinates → SkyCoord through a celestial WCS (the one place outside the
+    Transform's own methods that calls the WCS; region shapes go through ``regions``)."""
+    return wcs.pixel_to_world(x, y)
+
+
+def sky_to_pixel(wcs, coord) -> tuple[np.ndarray, np.ndarray]:
+    """SkyCoord → 0-based pixel coordinates (float arrays) through a celestial WCS."""
+    x, y = wcs.world_to_pixel(coord)
+    return np.asarray(x, float), np.asarray(y, float)
+
+
+def radec_to_pixel(wcs, ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Catalogue longitudes/latitudes in degrees (the WCS's own frame) → 0-based pixel coordinates."""
+    x, y = wcs.world_to_pixel_values(np.asarray(ra_deg, float), np.asarray(dec_deg, float))
+    return np.asarray(x, float), np.asarray(y, float)
+
+
+def index_box_to_edges(x0, y0, x1, y1) -> tuple[float, float, float, float]:
+    """An index box ``[x0, x1) × [y0, y1)`` (array slices) → its edges in pixel coordinates
+    (pixel centres on integers, so edges sit half a pixel out: x0 - 0.5 … x1 - 0.5)."""
+    return x0 - 0.5, y0 - 0.5, x1 - 0.5, y1 - 0.5
+
+
+def index_box_around(cx: float, cy: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The ``width`` × ``height`` index box centred (to the nearest pixel) on pixel coordinate (cx, cy)."""
+    ix0, iy0 = int(round(cx + 0.5 - width / 2)), int(round(cy + 0.5 - height / 2))
+    return ix0, iy0, ix0 + int(width), iy0 + int(height)
+
+
 @dataclass(frozen=True)
 class Transform:
     cutout_width: int
@@ -135,12 +165,14 @@ class Transform:
 
     def mosaic_to_sky(self, X, Y):
         self._need_wcs()
-        return self.wcs.pixel_to_world(X, Y)
+        return pixel_to_sky(self.wcs, X, Y)
 
     def sky_to_mosaic(self, coord):
         self._need_wcs()
-        X, Y = self.wcs.world_to_pixel(coord)
-        return np.asarray(X, float), np.asarray(Y, float)
+        return sky_to_pixel(self.wcs, coord)
+
+    def cutout_to_sky(self, x, y):
+        return self.mosaic_to_sky(*self.cutout_to_mosaic(x, y))
 
     def picture_to_sky(self, p, q):
         return self.mosaic_to_sky(*self.picture_to_mosaic(p, q))

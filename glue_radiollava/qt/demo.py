@@ -34,6 +34,7 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
     from qtpy import QtCore
 
     from ..core.tasks import get_task
+    from ..core.transform import index_box_to_edges
     from .panel import get_panel
     from .tools import ask_about_roi
 
@@ -83,7 +84,8 @@ def run_demo(files, model: str | None = None, screenshot: str | None = None, qui
         data = viewer.state.reference_data
         ny, nx = data.shape[-2:]
         x0, y0, x1, y1 = region or (nx // 4, ny // 4, nx // 4 + nx // 2, ny // 4 + ny // 2)
-        roi = RectangularROI(xmin=x0 - 0.5, xmax=x1 - 0.5, ymin=y0 - 0.5, ymax=y1 - 0.5)
+        X0, Y0, X1, Y1 = index_box_to_edges(x0, y0, x1, y1)
+        roi = RectangularROI(xmin=X0, xmax=X1, ymin=Y0, ymax=Y1)
         if ask_about_roi(viewer, roi) is None or not panel.ask(task=task):
             finish(1, f"radiollava demo: {panel.message.text()}")
             return

@@ -444,6 +444,7 @@ class AssistantPanel(QtWidgets.QWidget):
         from glue.core.roi import RectangularROI
 
         from ..core.image import parse_center, parse_size
+        from ..core.transform import index_box_to_edges
 
         centre = self.centre_edit.text() if centre is None else centre
         size = self.size_edit.text() if size is None else size
@@ -458,7 +459,8 @@ class AssistantPanel(QtWidgets.QWidget):
             self.error(str(exc))
             return None
         ny, nx = cut.shape
-        roi = RectangularROI(xmin=cut.x0 - 0.5, xmax=cut.x0 + nx - 0.5, ymin=cut.y0 - 0.5, ymax=cut.y0 + ny - 0.5)
+        X0, Y0, X1, Y1 = index_box_to_edges(cut.x0, cut.y0, cut.x0 + nx, cut.y0 + ny)
+        roi = RectangularROI(xmin=X0, xmax=X1, ymin=Y0, ymax=Y1)
         return self.ask_region(viewer, roi, f"{centre.strip()} {size.strip()} (radio-llava)")
 
     def region_from_file(self, path, viewer=None):
