@@ -4,10 +4,17 @@
   feature vector (the mean of its last hidden state over the patches); a scikit-learn logistic
   regression (standardised features) is trained on a train set, or cross-validated over the test
   set when none is given, and its predictions are scored like a model's (B1–B6).
-- ``islands``: a classical source finder for B7: background and noise from sigma-clipped tiles,
-  islands of 4-connected pixels above ``threshold`` local sigma holding a pixel above ``peak``
-  sigma (the simulator's own truth rule), one box per island; an island is COMPACT when its
-  flux-weighted size is at most 1.5× the beam's, else EXTENDED.
+- source finders for B7 (``glue_radiollava.core.finders``): ``islands`` (written here, the
+  simulator's own truth rule), ``photutils`` (segmentation), ``aegean`` (AegeanTools) and
+  ``pybdsf`` (bdsf); each turns every image into COMPACT/EXTENDED boxes, scored like a model's
+  (boxes per class, IoU matching, per-class F1) into the same run folder. The last three are the
+  optional ``finders`` extra.
+
+Besides the ``--data`` sets of ``bench run``, the finders take two published catalogues of the
+shared data's ``misc/`` folder (``CATALOGUE_SETS``): ``pybdsf-test`` (PyBDSF's test image and its
+43-source PyBDSF catalogue) and ``parkes`` (a Parkes 1.4 GHz field and its 51 Aegean components).
+Their truth is written as reference JSON (``truth.json``) into the run folder, so ``bench run
+--data RUN/truth.json`` asks a model the same boxes.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import numpy as np
 
 from glue_radiollava.core.embeddings import vision_features
 from glue_radiollava.core.errors import RadioLlavaError
+from glue_radiollava.core.finders import (COMPACT_SIZE, FINDERS, FinderDetector, IslandsFinder, PixelBeam,  # noqa: F401
+                                          ellipse_box, find_in_image, find_islands, local_noise, make_finder)
+from glue_radiollava.core.transform import radec_to_pixel
 
 from . import data as bdata
 from .runner import METRICS, PREDICTIONS, RUN, _jsonable, _versions, atomic_write_text, metrics_for, \
     render_sample, write_json
 from .scoring import classification_metrics
 
-COMPACT_SIZE = 1.5       # islands: compact when the flux-weighted major sigma ≤ this × the beam's sigma
 
 
 # ------------------------------------------------------------------ shared writing
@@ -170,102 +179,124 @@ def linear_probe(codes: list[str], data: str, out: str | Path, train: str | None
     return metrics
 
 
-# ------------------------------------------------------------------ islands (B7)
-def local_noise(data: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
-    """Background and rms maps: sigma-clipped median and std in ``tile``-sized boxes, bilinearly spread."""
-    from astropy.stats import sigma_clipped_stats
-
-    ny, nx = data.shape
-    gy, gx = max(1, round(ny / tile)), max(1, round(nx / tile))
-    bkg = np.zeros((gy, gx))
-    rms = np.zeros((gy, gx))
-    for j in range(gy):
-        for i in range(gx):
-            block = data[j * ny // gy:(j + 1) * ny // gy, i * nx // gx:(i + 1) * nx // gx]
-            block = block[np.isfinite(block)]
-            if block.size < 10:
-                bkg[j, i], rms[j, i] = np.nan, np.nan
-                continue
-            _, med, std = sigma_clipped_stats(block, sigma=3.0, maxiters=5)
-            bkg[j, i], rms[j, i] = med, std
-    for grid in (bkg, rms):                  # fill empty tiles with the median of the others
-        bad = ~np.isfinite(grid) | (grid <= 0) if grid is rms else ~np.isfinite(grid)
-        if bad.all():
-            raise RadioLlavaError("the image has no usable pixels to estimate the noise")
-        grid[bad] = np.nanmedian(grid[~bad])
-    cy = (np.arange(gy) + 0.5) * ny / gy - 0.5       # tile centres
-    cx = (np.arange(gx) + 0.5) * nx / gx - 0.5
-    ys, xs = np.arange(ny), np.arange(nx)
-
-    def spread(grid):                                 # bilinear between tile centres, flat beyond
-        rows = np.array([np.interp(xs, cx, grid[j]) for j in range(gy)])
-        return np.array([np.interp(ys, cy, rows[:, i]) for i in range(nx)]).T
-    return spread(bkg), spread(rms)
-
-
-def find_islands(data: np.ndarray, beam_px: float, threshold: float = 3.0, peak: float = 5.0,
-                 tile: int | None = None) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """Islands → (class, box) with box edges ``x0, y0, x1, y1`` in the array's pixels (pixel i spans i±0.5)."""
-    from scipy import ndimage
-
-    data = np.asarray(data, dtype=np.float64)
-    tile = tile or max(32, int(round(10 * beam_px)))
-    bkg, rms = local_noise(data, tile)
-    finite = np.isfinite(data)
-    snr = np.where(finite, (np.where(finite, data, 0.0) - bkg) / rms, 0.0)
-    labels, n = ndimage.label(snr > threshold, structure=[[0, 1, 0], [1, 1, 1], [0, 1, 0]])
-    if n == 0:
-        return []
-    peaks = ndimage.maximum(snr, labels, index=np.arange(1, n + 1))
-    beam_sigma = beam_px / (2 * np.sqrt(2 * np.log(2)))
-    out = []
-    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None or peaks[k - 1] < peak:
-            continue
-        ys, xs = np.nonzero(labels[sl] == k)
-        w = np.clip(snr[sl][ys, xs], 0, None)
-        cov = np.cov(np.vstack([xs, ys]), aweights=w) if len(xs) > 2 else np.zeros((2, 2))
-        major = float(np.sqrt(max(np.linalg.eigvalsh(cov).max(), 0.0)))
-        cls = "COMPACT" if major <= COMPACT_SIZE * beam_sigma else "EXTENDED"
-        box = (sl[1].start - 0.5, sl[0].start - 0.5, sl[1].stop - 0.5, sl[0].stop - 0.5)
-        out.append((cls, box))
-    return out
-
-
-class IslandsDetector:
-    """The island finder as a scan detector (``core.scan.scan``): boxes per tile, classed by size."""
+# ------------------------------------------------------------------ source finders (B7)
+class IslandsDetector(FinderDetector):
+    """The island finder as a scan detector (``core.scan.scan``) with a fixed beam in pixels."""
 
     def __init__(self, beam_px: float, threshold: float = 3.0, peak: float = 5.0):
-        self.beam_px, self.threshold, self.peak = float(beam_px), threshold, peak
-
-    def describe(self) -> dict:
-        return {"detector": "islands", "beam_px": self.beam_px, "threshold_sigma": self.threshold,
-                "peak_sigma": self.peak}
-
-    def detect(self, cutouts) -> list:
-        from glue_radiollava.core.skyregions import pixel_box_to_sky
-
-        out = []
-        for cut in cutouts:
-            found = []
-            try:
-                islands_found = find_islands(cut.data, self.beam_px, self.threshold, self.peak)
-            except RadioLlavaError:          # a tile with too few pixels for a noise estimate: nothing found
-                islands_found = []
-            for cls, (x0, y0, x1, y1) in islands_found:
-                box = (x0 + cut.x0, y0 + cut.y0, x1 + cut.x0, y1 + cut.y0)
-                found.append(("islands", pixel_box_to_sky(cls, box, cut.image.wcs)))
-            out.append((found, [{"task": "islands", "found": len(found)}]))
-        return out
+        super().__init__(IslandsFinder(threshold, peak), PixelBeam(float(beam_px), float(beam_px)))
+        self.beam_px = float(beam_px)
 
 
-def islands(data: str, out: str | Path, threshold: float = 3.0, peak: float = 5.0, iou_threshold: float = 0.5,
-            classes=None, seed: int = 0, n_boot: int = 1000, data_root=None, name: str | None = None) -> dict:
-    """Run the island finder on a B7 set and write a run folder like ``bench run``."""
+CATALOGUE_SETS = {
+    "pybdsf-test": ("misc/pybdsf_test_ch0_I.fits", "misc/pybdsf_test.srl",
+                    "PyBDSF test image (129x129, 21\"/px) and its PyBDSF source list (43 sources)"),
+    "parkes": ("misc/parkes_1904-66_SIN.fits", "misc/parkes_1904-66_aegean_comp.fits",
+               "Parkes 1.4 GHz field 1904-66 (192x192, 4'/px) and its Aegean component catalogue (51)"),
+}
+CATALOGUE_ISOPHOTE_SIGMA = 3.0   # truth boxes of the published catalogues: the Gaussian's 3σ-isophote box
+
+
+def _srl_rows(path: Path) -> list[dict]:
+    """A PyBDSF ``.srl`` ASCII source list → rows (the ``# Source_id …`` line names the columns)."""
+    names, rows = None, []
+    for line in path.read_text().splitlines():
+        if line.startswith("# Source_id"):
+            names = line[2:].split()
+        elif names and line.strip() and not line.startswith("#"):
+            rows.append(dict(zip(names, line.split())))
+    if not names:
+        raise RadioLlavaError(f"{path}: not a PyBDSF source list (no '# Source_id' header line)")
+    return rows
+
+
+def catalogue_reference(name: str, root=None) -> dict:
+    """B7 reference JSON (``bench data`` layout) for a published catalogue of ``misc/``.
+
+    Each source's box is the bounding box of its fitted ellipse grown to the 3σ isophote of its
+    local rms (``core.finders.ellipse_box``; the rule ``lotss`` uses). Class: EXTENDED when PyBDSF
+    needed several Gaussians (S_Code M) or the deconvolved major axis exceeds the beam's (PyBDSF);
+    for Aegean, when the island holds several components or sqrt(a² − psf_a²) exceeds the beam.
+    """
+    import math
+    import warnings
+
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from glue_radiollava.core.files import data_root
+
+    if name not in CATALOGUE_SETS:
+        raise RadioLlavaError(f"unknown catalogue set {name!r}; choose one of {', '.join(CATALOGUE_SETS)}")
+    image_rel, cat_rel, text = CATALOGUE_SETS[name]
+    base = data_root(root)
+    image, cat = base / image_rel, base / cat_rel
+    for p in (image, cat):
+        if not p.is_file():
+            raise RadioLlavaError(f"{p} not found; is --data-root the shared data folder?")
+    header = fits.getheader(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header).celestial
+    ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scale = float(np.mean(proj_plane_pixel_scales(wcs))) * 3600
+    beam = float(header["BMAJ"]) * 3600
+    boxes = []
+    if name == "pybdsf-test":        # Maj/Min/DC_Maj in degrees, PA east of north
+        for r in _srl_rows(cat):
+            x, y = (float(v) for v in radec_to_pixel(wcs, float(r["RA"]), float(r["DEC"])))
+            snr = float(r["Peak_flux"]) / float(r["Isl_rms"])
+            box = ellipse_box(x, y, float(r["Maj"]) * 3600 / scale, float(r["Min"]) * 3600 / scale,
+                              float(r["PA"]), snr, CATALOGUE_ISOPHOTE_SIGMA, (ny, nx))
+            extended = r["S_Code"] == "M" or float(r["DC_Maj"]) * 3600 > beam
+            boxes.append(("EXTENDED" if extended else "COMPACT", box))
+    else:                            # Aegean components: a, b, psf_a in arcsec
+        t = Table.read(cat)
+        per_island: dict[int, int] = {}
+        for r in t:
+            per_island[int(r["island"])] = per_island.get(int(r["island"]), 0) + 1
+        for r in t:
+            x, y = (float(v) for v in radec_to_pixel(wcs, float(r["ra"]), float(r["dec"])))
+            snr = float(r["peak_flux"]) / float(r["local_rms"])
+            box = ellipse_box(x, y, float(r["a"]) / scale, float(r["b"]) / scale, float(r["pa"]), snr,
+                              CATALOGUE_ISOPHOTE_SIGMA, (ny, nx))
+            dc = math.sqrt(max(float(r["a"]) ** 2 - float(r["psf_a"]) ** 2, 0.0))
+            extended = per_island[int(r["island"])] > 1 or dc > beam
+            boxes.append(("EXTENDED" if extended else "COMPACT", box))
+    boxes = [(c, b) for c, b in boxes if b[2] > b[0] and b[3] > b[1]]
+    labels = sorted({c for c, _ in boxes})
+    return {"task": bdata.DETECTION, "source": f"{text}: {cat}",
+            "data": [{"sname": name, "filepaths": [str(image)], "label": labels,
+                      "boxes": [{"label": c, "pixel_box": [round(v, 3) for v in b]} for c, b in boxes]}]}
+
+
+def _load_detection(data: str, out: Path, data_root, classes):
+    """The B7 dataset of ``--data``; a catalogue set is first written to ``out/truth.json``."""
+    if data in CATALOGUE_SETS and not Path(data).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        ref = catalogue_reference(data, data_root)
+        truth = atomic_write_text(out / TRUTH, json.dumps(ref, indent=1) + "\n")
+        ds = bdata.load_one(str(truth), bdata.DETECTION, data_root, classes)
+        return ds, ref["source"]
+    ds = bdata.load_one(data, bdata.DETECTION, data_root, classes)
+    return ds, ds.origin
+
+
+TRUTH = "truth.json"
+
+
+def finder_baseline(finder: str, data: str, out: str | Path, threshold: float = 3.0, peak: float = 5.0,
+                    iou_threshold: float = 0.5, classes=None, seed: int = 0, n_boot: int = 1000,
+                    data_root=None, name: str | None = None, **options) -> dict:
+    """Run a source finder (``core.finders.FINDERS``) on a B7 set and write a run folder like ``bench run``."""
     from glue_radiollava.core.image import RadioImage
 
     out = _fresh(out)
-    ds = bdata.load_one(data, bdata.DETECTION, data_root, classes)
+    detector = make_finder(finder, threshold, peak, **options)   # a missing package says how to install
+    ds, origin = _load_detection(data, Path(out), data_root, classes)
     bench = ds.bench
     records = []
     t0 = time.perf_counter()
@@ -275,34 +306,42 @@ def islands(data: str, out: str | Path, threshold: float = 3.0, peak: float = 5.
         try:
             ny, nx = image.shape
             x0, y0, x1, y1 = s.cutout or (0, 0, nx, ny)
-            cut = image.cutout_pixels(x0, y0, x1, y1)
-            sx, sy = image.pixel_scale_arcsec
-            beam_px = (image.beam.major_arcsec / ((sx + sy) / 2)) if image.beam else 2.5
+            found, beam = find_in_image(detector, image, x0, y0, x1, y1)
         finally:
             image.close()
-        found = find_islands(cut.data, beam_px, threshold, peak)
         answers = {}
         for cls in bench.labels:
-            boxes = [[round(b[0] + cut.x0, 3), round(b[1] + cut.y0, 3), round(b[2] + cut.x0, 3),
-                      round(b[3] + cut.y0, 3)] for c, b in found if c == cls]
-            answers[cls] = {"answer": f"{len(boxes)} islands", "parsed": True, "problem": None, "boxes": boxes,
+            boxes = [[round(v, 3) for v in f.box] for f in found if f.label == cls]
+            answers[cls] = {"answer": f"{len(boxes)} sources", "parsed": True, "problem": None, "boxes": boxes,
                             "flagged": 0, "new_tokens": 0}
         records.append({"task": bench.code, "id": s.id, "file": s.path,
                         "cutout": list(s.cutout) if s.cutout else None, "truth": list(s.truth),
                         "truth_boxes": [[b.label, *[round(v, 3) for v in b.box]] for b in s.boxes],
-                        "mode": "islands", "answers": answers, "parsed": True, "new_tokens": 0,
-                        "beam_px": round(beam_px, 3), "seconds": round(time.perf_counter() - t1, 5)})
+                        "mode": detector.name, "answers": answers, "parsed": True, "new_tokens": 0,
+                        "beam_px": round(beam.major, 3), "found": len(found),
+                        "seconds": round(time.perf_counter() - t1, 5)})
     seconds = time.perf_counter() - t0
     m = metrics_for(bench, records, iou_threshold, n_boot, seed)
-    m["mode"] = "islands"
+    m["mode"] = detector.name
     m["throughput"] = {"images": len(records), "seconds": round(seconds, 4),
                        "images_per_s": round(len(records) / seconds, 4) if seconds else None}
-    m["provenance"] = {"baseline": "islands", "threshold_sigma": threshold, "peak_sigma": peak,
-                       "connectivity": 4, "noise": "sigma-clipped median/std in tiles of max(32, 10 beams) px",
-                       "compact_rule": f"flux-weighted major sigma <= {COMPACT_SIZE} x beam sigma",
-                       "data": data, "origin": ds.origin, "data_notes": ds.notes, "seed": seed}
+    m["provenance"] = {"baseline": detector.name, **detector.describe(), "data": data, "origin": origin,
+                       "data_notes": ds.notes, "seed": seed}
+    if detector.name == "pybdsf" and data == "lotss":
+        m["provenance"]["data_notes"] = list(ds.notes) + [
+            "the lotss truth is the LoTSS-DR1 PyBDSF catalogue: PyBDSF is graded against itself here"]
+    if detector.name == "islands" and Path(str(data)).is_dir():
+        m["provenance"]["data_notes"] = list(ds.notes) + [
+            "the simulator's truth uses the islands rule: islands is partly graded against itself here"]
     metrics = {bench.code: m}
-    _write_run(Path(out), records, metrics, {"name": name or "islands", "baseline": "islands", "tasks": [bench.code],
-                                             "data": data, "threshold": threshold, "peak": peak,
-                                             "iou": iou_threshold})
+    _write_run(Path(out), records, metrics, {"name": name or detector.name, "baseline": detector.name,
+                                             "tasks": [bench.code], "data": data, "threshold": threshold,
+                                             "peak": peak, "iou": iou_threshold, "detector": detector.describe()})
     return metrics
+
+
+def islands(data: str, out: str | Path, threshold: float = 3.0, peak: float = 5.0, iou_threshold: float = 0.5,
+            classes=None, seed: int = 0, n_boot: int = 1000, data_root=None, name: str | None = None) -> dict:
+    """The island finder on a B7 set (``finder_baseline('islands', …)``)."""
+    return finder_baseline("islands", data, out, threshold, peak, iou_threshold, classes, seed, n_boot,
+                           data_root, name)

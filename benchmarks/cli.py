@@ -10,6 +10,13 @@ from glue_radiollava.core.errors import RadioLlavaError
 
 DATA_HELP = ("reference coarse-label JSON, a simulator output folder, or a built-in real set: "
              "mirabest, mirabest-all, frdeep, frdeep-train, frdeep-test, frdeep-nvss (B6), rgz (B2), lotss (B7)")
+FINDERS_INSTALL = "pip install 'glue-radiollava[finders]' (from a clone: pip install -e '.[finders]')"
+FINDER_HELP = {
+    "islands": "B7 classical source finder: islands above a local noise threshold (the simulator's truth rule)",
+    "photutils": "B7 photutils segmentation: Background2D, detect_threshold/detect_sources, SourceCatalog",
+    "aegean": "B7 Aegean (AegeanTools): BANE noise, seeded/flooded islands, fitted Gaussian components",
+    "pybdsf": "B7 PyBDSF (bdsf): islands, Gaussian fits grouped into sources, deconvolved sizes",
+}
 ROOT_HELP = "the shared data folder for built-in sets (default: $RADIOLLAVA_DATA or ../shared/data beside the repo)"
 
 
@@ -85,19 +92,29 @@ def add_subcommands(sub) -> None:
     q.add_argument("--json", action="store_true")
     q.add_argument("--out", required=True, help="run folder")
     q.set_defaults(func=cmd_linear_probe)
-    q = base.add_parser("islands", help="B7 classical source finder: islands above a local noise threshold")
-    q.add_argument("--data", required=True, help="B7 data: lotss, a simulator folder or JSON with boxes")
-    q.add_argument("--data-root", help=ROOT_HELP)
-    q.add_argument("--threshold", type=float, default=3.0, help="island threshold in local sigma (default 3)")
-    q.add_argument("--peak", type=float, default=5.0, help="an island needs a pixel above this many sigma (default 5)")
-    q.add_argument("--iou", type=float, default=0.5)
-    q.add_argument("--classes", help="comma-separated classes to score (default: those in the truth)")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--bootstrap", type=int, default=1000)
-    q.add_argument("--name", help="the run's name in reports")
-    q.add_argument("--json", action="store_true")
-    q.add_argument("--out", required=True, help="run folder")
-    q.set_defaults(func=cmd_islands)
+    for finder, text in FINDER_HELP.items():
+        q = base.add_parser(finder, help=text, description=text + ". Scored like a model's B7 boxes (per-class "
+                            "F1 at --iou) into the same run folder." + ("" if finder == "islands" else
+                            " Needs the finders extra: " + FINDERS_INSTALL + "."))
+        q.add_argument("--data", required=True, help="B7 data: lotss, a simulator folder, JSON with boxes, or a "
+                       "published catalogue of the shared data: pybdsf-test (PyBDSF), parkes (Aegean)")
+        q.add_argument("--data-root", help=ROOT_HELP)
+        q.add_argument("--threshold", type=float, default=3.0,
+                       help="island (flood) threshold in local sigma (default 3)")
+        q.add_argument("--peak", type=float, default=5.0,
+                       help="a source needs a pixel (seed) above this many sigma (default 5)")
+        if finder == "photutils":
+            q.add_argument("--deblend", action="store_true",
+                           help="split blended segments with deblend_sources (default: off; it splits "
+                                "extended sources into pieces)")
+        q.add_argument("--iou", type=float, default=0.5)
+        q.add_argument("--classes", help="comma-separated classes to score (default: those in the truth)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--bootstrap", type=int, default=1000)
+        q.add_argument("--name", help="the run's name in reports")
+        q.add_argument("--json", action="store_true")
+        q.add_argument("--out", required=True, help="run folder")
+        q.set_defaults(func=cmd_finder, finder=finder)
 
 
 def _classes(text):
@@ -180,13 +197,17 @@ def cmd_linear_probe(args) -> int:
     return _print_metrics(args, metrics, args.out)
 
 
-def cmd_islands(args) -> int:
-    from .baselines import islands
+def cmd_finder(args) -> int:
+    from .baselines import finder_baseline
 
-    metrics = islands(args.data, args.out, threshold=args.threshold, peak=args.peak, iou_threshold=args.iou,
-                      classes=_classes(args.classes), seed=args.seed, n_boot=args.bootstrap,
-                      data_root=args.data_root, name=args.name)
+    options = {"deblend": True} if getattr(args, "deblend", False) else {}
+    metrics = finder_baseline(args.finder, args.data, args.out, threshold=args.threshold, peak=args.peak,
+                              iou_threshold=args.iou, classes=_classes(args.classes), seed=args.seed,
+                              n_boot=args.bootstrap, data_root=args.data_root, name=args.name, **options)
     return _print_metrics(args, metrics, args.out)
+
+
+cmd_islands = cmd_finder
 
 
 if __name__ == "__main__":   # python -m benchmarks.cli bench … (the same as radiollava bench …)

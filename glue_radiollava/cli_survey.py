@@ -40,7 +40,20 @@ def cmd_scan(args) -> int:
         raise RadioLlavaError(f"--out {args.out}: use a table file (.ecsv, .csv or .fits)")
     if args.regions_out and Path(args.regions_out).suffix.lower() not in REGION_FORMATS:
         raise RadioLlavaError(f"--regions-out {args.regions_out}: use .reg (DS9), .crtf or .fits")
-    tasks = [t.name for t in box_tasks(args.task.split(","))]   # checked before the model loads
+    finder = getattr(args, "detector", "model") or "model"
+    if finder == "model":
+        if not args.task:
+            raise RadioLlavaError("--task is needed with the model: give box task(s) such as "
+                                  "boxes-compact,boxes-extended (`radiollava tasks`), or choose a --detector")
+        tasks = [t.name for t in box_tasks(args.task.split(","))]   # checked before the model loads
+    else:
+        from .core.finders import make_finder
+
+        if args.task:
+            raise RadioLlavaError(f"--task asks the model; the {finder} detector finds COMPACT and EXTENDED "
+                                  "sources on its own (drop --task)")
+        source_finder = make_finder(finder)           # a missing package says how to install, before any work
+        tasks = [finder]
     check_journal(journal_path(args.out), args.resume)        # an earlier scan: --resume, not --overwrite
     check_output_args(args, {"--out": args.out, "--regions-out": args.regions_out},
                       allow_existing=args.resume)                  # --resume rewrites them
@@ -49,9 +62,14 @@ def cmd_scan(args) -> int:
     journal = journal_path(args.out)
     quiet_transformers()
     state = process_state(args.device)
-    device = args.device or (str(state.device) if state.num_processes > 1 else None)
-    spec = replace(model_spec(args), device=device)
-    detector = AssistantDetector(Assistant(spec), tasks, args.max_new_tokens)
+    if finder == "model":
+        device = args.device or (str(state.device) if state.num_processes > 1 else None)
+        spec = replace(model_spec(args), device=device)
+        detector = AssistantDetector(Assistant(spec), tasks, args.max_new_tokens)
+    else:
+        from .core.finders import FinderDetector, pixel_beam
+
+        detector = FinderDetector(source_finder, pixel_beam(image))
     settings = {"tile": args.tile, "overlap": args.overlap, "region": args.region,
                 "hdu": args.hdu, "iou": args.iou}
     bar = tqdm(total=len(tiles), unit="tile", desc="scan", file=sys.stderr,
@@ -83,7 +101,8 @@ def cmd_scan(args) -> int:
     if interrupted or sharded:       # what every process has written
         result = result_from_journal(journal, tiles, keep, args.iou)
     meta = {"IMAGE": str(args.image), "TASKS": ",".join(tasks), "TILE": args.tile, "OVERLAP": args.overlap,
-            "MODEL": detector.describe()["model"], "MODELSHA": detector.describe()["model_sha256"] or ""}
+            "MODEL": detector.describe().get("model", finder),
+            "MODELSHA": detector.describe().get("model_sha256") or ""}
     written = write_outputs(result, args.out, args.regions_out, image.wcs, meta)
     status = "complete" if result.complete else "incomplete"
     print(f"{len(result.detections)} sources ({result.found} boxes before merging) from "
@@ -108,8 +127,13 @@ def add_scan_parser(sub) -> None:
                        "catalogue and sky regions. Ctrl-C keeps what is done; --resume continues. Runs "
                        "sharded under `accelerate launch`.")
     p.add_argument("image", help="FITS mosaic with a celestial WCS")
-    p.add_argument("--task", required=True,
-                   help="box task(s), comma-separated: boxes-compact,boxes-extended (`radiollava tasks`)")
+    p.add_argument("--task",
+                   help="box task(s) for the model, comma-separated: boxes-compact,boxes-extended "
+                        "(`radiollava tasks`); needed with --detector model")
+    p.add_argument("--detector", choices=["model", "islands", "photutils", "aegean", "pybdsf"], default="model",
+                   help="who finds the boxes on each tile: the model (default), or a classical source finder "
+                        "(COMPACT/EXTENDED from its own fit; photutils, aegean and pybdsf need "
+                        "pip install 'glue-radiollava[finders]')")
     p.add_argument("--tile", type=int, default=128, help="tile size in pixels (default 128)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of a tile (default 0.25)")
     p.add_argument("--region", help="scan only inside this region (DS9/CRTF/FITS region file, first shape)")
