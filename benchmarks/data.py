@@ -494,6 +494,6 @@ def to_reference(ds: Dataset) -> dict:
 
 
 def write_reference(ds: Dataset, out: str | Path) -> Path:
-    from .runner import atomic_write_text
+    from glue_radiollava.core.files import atomic_write_text
 
     return atomic_write_text(out, json.dumps(to_reference(ds), indent=1) + "\n")

@@ -157,7 +157,7 @@ def plot_summary(runs: list[tuple[str, dict]], path: Path) -> Path:
 
 def write_report(run_dirs: list[str], out: str | Path, names: list[str] | None = None) -> list[Path]:
     """Write report.md, one PNG per task and summary.png into ``out``; returns the paths."""
-    from .runner import atomic_write_text
+    from glue_radiollava.core.files import atomic_write_text
 
     if not run_dirs:
         raise RadioLlavaError("give at least one run folder")

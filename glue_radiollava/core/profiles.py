@@ -25,6 +25,9 @@ PROFILE_FILE = "preprocessing.json"
 
 @dataclass(frozen=True)
 class Profile:
+    """A named, versioned preprocessing profile: how a cutout becomes the model's picture
+    (orientation, stretch, size); stored beside each model so training, benchmarks and the plugin agree."""
+
     name: str
     version: int = 1
     north_up: bool = False            # False: FITS row 0 at the picture's top (the reference)

@@ -84,8 +84,17 @@ def load_tasks(folder: Path | None = None) -> dict[str, Task]:
 
 
 def get_task(name: str) -> Task:
-    """Return the catalogue task called ``name``."""
+    """Return the catalogue task called ``name``, or the one a benchmark code names ("B3", "b6":
+    the task whose ``benchmark`` it is, as `radiollava bench run --task` reads them)."""
     tasks = load_tasks()
+    code = str(name).strip().upper()
+    if re.fullmatch(r"B\d+", code):
+        found = [t for t in tasks.values() if (t.benchmark or "").upper() == code]
+        if found:
+            return found[0]
+        boxes = ", ".join(t.name for t in tasks.values() if t.kind == "boxes")
+        raise TaskError(f"benchmark {code} is not one question (B7 asks every box task: {boxes}); "
+                        "give one of those, or use `radiollava bench run --task B7`")
     try:
         return tasks[name]
     except KeyError:

@@ -60,6 +60,22 @@ def index_box_around(cx: float, cy: float, width: int, height: int) -> tuple[int
 
 @dataclass(frozen=True)
 class Transform:
+    """Where a model's picture sits on the mosaic and the sky: exact and invertible.
+
+    Parameters
+    ----------
+    cutout_width, cutout_height : int
+        The cutout's size in mosaic pixels.
+    picture_width, picture_height : int
+        The picture's size (what the model sees).
+    x0, y0 : int
+        The mosaic index of the cutout's pixel (0, 0).
+    scale_x, scale_y, pad_x, pad_y, flip_y
+        Picture pixels per cutout pixel, padding, and whether north is up.
+    wcs : astropy.wcs.WCS, optional
+        The mosaic's celestial WCS (None: pixels only).
+    """
+
     cutout_width: int
     cutout_height: int
     picture_width: int
