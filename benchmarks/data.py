@@ -19,18 +19,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import data_root
-from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
+from glue_radiollava.core.labels import MULTILABELS, canonical_label, peculiarity_of
+from glue_radiollava.core.references import read_json, reference_items, simulator_images
 from glue_radiollava.core.transform import index_box_around, radec_to_pixel
 
 from .tasks import CODES, DETECTION, BenchTask, box_tasks, get_bench
 
-ALIASES = {"ARTEFACT": "ARTIFACT", "RADIOGALAXY": "RADIO-GALAXY", "DIFFUSELARGE": "DIFFUSE-LARGE"}
 
 BUILTINS = {
     "mirabest": ("B6", "MiraBest FIRST cutouts, confident FR-I/FR-II (mirabest_first/labels.csv)"),
@@ -136,71 +135,24 @@ def _read(spec: str, root, explicit: list[str] | None = None) -> tuple[dict[str,
     if path.is_dir():
         return _read_sim_folder(path), f"simulator folder {path.resolve()}"
     if path.is_file():
-        doc = _read_json(path)
+        doc = read_json(path)
         if isinstance(doc, dict) and "images" in doc:          # a simulator objects.json
-            return {DETECTION: _sim_objects(path, doc)}, f"simulator objects file {path.resolve()}"
-        raws = _json_records(path, doc)
+            return {DETECTION: _sim_objects(path)}, f"simulator objects file {path.resolve()}"
+        raws = _json_records(path)
         return _codes_for(raws, path, explicit), f"reference JSON {path.resolve()}"
     names = ", ".join(BUILTINS)
     raise RadioLlavaError(f"--data {spec!r}: no such file or folder, and not a built-in set ({names})")
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RadioLlavaError(f"{path}: not readable JSON ({' '.join(str(exc).split())[:200]})") from None
-
-
-def _resolve(base: Path, name: str) -> Path:
-    p = Path(str(name)).expanduser()
-    if p.is_absolute():
-        return p
-    beside = base / p
-    return beside if beside.exists() or not p.exists() else p.resolve()
-
-
-def _json_records(path: Path, doc) -> list[_Raw]:
-    items = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise RadioLlavaError(f"{path}: expected the reference layout "
-                              '{"data": [{"sname", "filepaths", "label"}]}')
+def _json_records(path: Path) -> list[_Raw]:
+    """A reference JSON's records (``core.references`` reads them); the first bad one stops the run."""
     raws = []
-    for i, item in enumerate(items, 1):
-        where = f"{path.name} record #{i}"
-        if not isinstance(item, dict):
-            raise RadioLlavaError(f"{where}: expected an object with sname, filepaths and label")
-        sname = str(item.get("sname", f"#{i}"))
-        where = f"{path.name} record #{i} ({sname!r})"
-        files = item.get("filepaths", item.get("filepath"))
-        files = [files] if isinstance(files, str) else files
-        if not files or not isinstance(files, list):
-            raise RadioLlavaError(f"{where}: no 'filepaths'; give the image file of each record")
-        if "label" not in item:
-            raise RadioLlavaError(f"{where}: no 'label'")
-        cutout = item.get("cutout")
-        if cutout is not None:
-            try:
-                cutout = tuple(int(round(float(v))) for v in cutout)
-                assert len(cutout) == 4 and cutout[2] > cutout[0] and cutout[3] > cutout[1]
-            except (TypeError, ValueError, AssertionError):
-                raise RadioLlavaError(f"{where}: 'cutout' must be [x0, y0, x1, y1] with x1 > x0, y1 > y0") from None
-        boxes = None
-        if "boxes" in item:
-            boxes = tuple(_truth_box(b, where) for b in item["boxes"] or [])
-        raws.append(_Raw(sname, _resolve(path.parent, files[0]), item["label"], where, cutout, boxes))
+    for item in reference_items(path):
+        if item.problem:
+            raise RadioLlavaError(f"{item.where}: {item.problem}")
+        boxes = None if item.boxes is None else tuple(TruthBox(b.label, b.pixel_box) for b in item.boxes)
+        raws.append(_Raw(item.sname, item.image, item.label, item.where, item.cutout, boxes))
     return raws
-
-
-def _truth_box(b, where: str) -> TruthBox:
-    try:
-        box = tuple(float(v) for v in b["pixel_box"])
-        if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
-            raise ValueError
-        return TruthBox(str(b["label"]).upper(), box)
-    except (KeyError, TypeError, ValueError):
-        raise RadioLlavaError(f"{where}: each box needs 'label' and 'pixel_box' [x0, y0, x1, y1] "
-                              "with x1 > x0 and y1 > y0") from None
 
 
 def _codes_for(raws: list[_Raw], path: Path, explicit: list[str] | None) -> dict[str, list[_Raw]]:
@@ -233,8 +185,7 @@ def _read_sim_folder(folder: Path) -> dict[str, list[_Raw]]:
         path = folder / name
         if not path.is_file():
             continue
-        doc = _read_json(path)
-        raws = _sim_objects(path, doc) if name == "objects.json" else _json_records(path, doc)
+        raws = _sim_objects(path) if name == "objects.json" else _json_records(path)
         if not raws:
             continue
         for code in codes:
@@ -247,42 +198,24 @@ def _read_sim_folder(folder: Path) -> dict[str, list[_Raw]]:
     return out
 
 
-def _sim_objects(path: Path, doc) -> list[_Raw]:
-    images = doc.get("images") if isinstance(doc, dict) else None
-    if not isinstance(images, list):
-        raise RadioLlavaError(f"{path}: not a simulator objects.json (no 'images' list)")
+def _sim_objects(path: Path) -> list[_Raw]:
+    """A simulator objects.json's images with their truth boxes (``core.references`` reads them)."""
     raws = []
-    for i, img in enumerate(images, 1):
-        sname = str(img.get("sname", f"#{i}"))
-        where = f"{path.name} image #{i} ({sname!r})"
-        boxes = []
-        for obj in img.get("objects", []):
-            try:
-                box = tuple(float(v) for v in obj["pixel_box"])
-                boxes.append(TruthBox(str(obj["class"]).upper(), box))
-                if obj.get("radio_galaxy"):
-                    boxes.append(TruthBox("RADIO-GALAXY", box))
-            except (KeyError, TypeError, ValueError):
-                raise RadioLlavaError(f"{where}: an object lacks 'class' or 'pixel_box'") from None
-        if "filepath" not in img:
-            raise RadioLlavaError(f"{where}: no 'filepath'")
-        raws.append(_Raw(sname, _resolve(path.parent, img["filepath"]), None, where, None, tuple(boxes)))
+    for img in simulator_images(path)[1]:
+        if img.problem:
+            raise RadioLlavaError(f"{img.where}: {img.problem}")
+        boxes = tuple(TruthBox(cls, box) for classes, box in img.objects for cls in classes)
+        raws.append(_Raw(img.sname, img.image, None, img.where, None, boxes))
     return raws
 
 
 # ------------------------------------------------------------------ truth per benchmark
-def _canon_multilabel(label: str) -> str:
-    up = str(label).strip().upper()
-    key = re.sub(r"[^A-Z]", "", up)
-    return ALIASES.get(key, ALIASES.get(up, up))
-
-
 def derive_truth(bench: BenchTask, label) -> tuple[str, ...]:
     """The labels of ``bench`` a record's raw label gives; ValueError when it gives none."""
     from glue_radiollava.core.parsing import parse_labels, parse_yesno
 
     if isinstance(label, (list, tuple)):                  # the radioimg-multilabel scheme
-        labels = {_canon_multilabel(v) for v in label}
+        labels = {canonical_label(v) for v in label}
         unknown = sorted(v for v in labels if v not in MULTILABELS)
         if unknown:
             raise ValueError(f"labels {', '.join(unknown)} are not radioimg-multilabel labels "

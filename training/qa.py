@@ -17,7 +17,6 @@ from glue_radiollava.core.parsing import PictureBox, format_yolo_boxes
 from glue_radiollava.core.labels import peculiarity_of
 from glue_radiollava.core.tasks import Task, get_task, load_tasks
 
-B1_LABELS = ("EXTENDED", "DIFFUSE", "DIFFUSE-LARGE")
 PHRASINGS = ("catalogue", "mixed")
 
 DESCRIBE_QUESTIONS = (
@@ -221,8 +220,9 @@ def default_turns(facts: ImageFacts, rng, phrasing: str = "catalogue") -> list[T
         turns.append(Turn(_pick(rng, task.prompt, PARAPHRASES.get(name), phrasing), answer, name))
 
     if facts.labels is not None:
-        found = [lab for lab in B1_LABELS if lab in facts.labels]
-        ask("b1-extended-diffuse", ", ".join(found) if found else "NONE")
+        b1 = get_task("b1-extended-diffuse")                     # its labels and "none" from the YAML
+        found = [lab for lab in b1.labels if lab in facts.labels]
+        ask(b1.name, ", ".join(found) if found else b1.none_label)
     if facts.smorph is not None:
         ask("b2-source-morphology", facts.smorph)
     if facts.radio_galaxy is not None:

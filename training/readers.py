@@ -8,7 +8,6 @@ kinds). ``None`` means unknown: the builder then asks no question about it.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -17,21 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
+from glue_radiollava.core.labels import (BOX_CLASSES, CAESAR_CLASSES, FR, MULTILABELS, PECULIARITY,  # noqa: F401
+                                         RGCAT_CLASSES, SIMULATED_BOX_CLASSES, SMORPH, canonical_label)
+from glue_radiollava.core.references import read_json, reference_items, resolve_listed, simulator_images
 from glue_radiollava.core.transform import radec_to_pixel, sky_to_pixel
 
 KINDS = ("sim", "labels", "yolo", "rgcat", "mosaic")
 SCHEMES = {
     "multilabel": MULTILABELS,
-    "smorph": ("1C-1P", "1C-2P", "1C-3P", "2C-2P", "2C-3P", "3C-3P"),
-    "fr": ("FR-I", "FR-II"),
+    "smorph": SMORPH,
+    "fr": FR,
     "peculiarity": PECULIARITY,
 }
-CAESAR_CLASSES = ("SPURIOUS", "COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "FLAGGED")
-RGCAT_CLASSES = ("C", "FR-I", "FR-II", "FR-X", "R", "PEC")
-BOX_CLASSES = CAESAR_CLASSES + RGCAT_CLASSES + ("RADIO-GALAXY",)
-ALIASES = {"ARTEFACT": "ARTIFACT", "FRI": "FR-I", "FR1": "FR-I", "FRII": "FR-II", "FR2": "FR-II",
-           "FR-1": "FR-I", "FR-2": "FR-II", "FRX": "FR-X"}
 IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".png", ".jpg", ".jpeg")
 BOX_TOLERANCE = 0.01     # how far (normalised) a box may overhang its image before it is an error
 
@@ -86,58 +82,29 @@ class Note:
     message: str
 
 
-def _canon(label) -> str:
-    s = str(label).strip().upper().replace("_", "-").replace(" ", "-")
-    m = re.fullmatch(r"(\d)C-?(\d)P", s)
-    if m:
-        s = f"{m.group(1)}C-{m.group(2)}P"
-    return ALIASES.get(s, s)
+_canon = canonical_label
 
 
 def safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("_") or "image"
 
 
-def _resolve(base: Path, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else base / p
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        raise RadioLlavaError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RadioLlavaError(f"{path}: not valid JSON ({exc})") from None
-
-
 # ------------------------------------------------------------------ readers
 def read_sim(path: Path, **_):
-    """Records from a simulator folder (or its objects.json)."""
-    path = Path(path)
-    meta_file = path / "objects.json" if path.is_dir() else path
-    meta = _read_json(meta_file)
-    if not isinstance(meta, dict) or "images" not in meta:
-        raise RadioLlavaError(f"{meta_file}: not a simulator objects.json (no 'images' list)")
+    """Records from a simulator folder (or its objects.json), read by ``core.references``."""
+    meta, images = simulator_images(path)
     if meta.get("simulator", {}).get("config", {}).get("mosaic"):
-        raise RadioLlavaError(f"{meta_file} describes mosaics: build from a mosaic and its catalogue, "
+        raise RadioLlavaError(f"{path} describes mosaics: build from a mosaic and its catalogue, "
                               "e.g. --from mosaic mosaic_000000.fits --catalogue mosaic_000000.ecsv")
-    base = meta_file.parent
-    complete = frozenset(("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY"))
-    for img in meta["images"]:
-        name = str(img.get("sname", "?"))
-        try:
-            sources = [Source(tuple([o["class"]] + (["RADIO-GALAXY"] if o.get("radio_galaxy") else [])),
-                              tuple(float(v) for v in o["pixel_box"])) for o in img.get("objects", [])]
-            labels = tuple(_canon(v) for v in img["labels"])
-        except (KeyError, TypeError, ValueError) as exc:
-            yield Problem(name, f"incomplete simulator record ({exc!r})")
+    complete = frozenset(SIMULATED_BOX_CLASSES + ("RADIO-GALAXY",))
+    for img in images:
+        if img.problem:
+            yield Problem(img.sname, img.problem)
             continue
-        yield Record(name, _resolve(base, img["filepath"]), labels=labels,
-                     peculiarity=img.get("peculiarity"), smorph=img.get("smorph"),
-                     fr_class=img.get("fr_class"), sources=sources, box_classes=complete,
-                     groups=(str(img["filepath"]),))
+        yield Record(img.sname, img.image, labels=tuple(_canon(v) for v in img.labels),
+                     peculiarity=img.peculiarity, smorph=img.smorph, fr_class=img.fr_class,
+                     sources=[Source(classes, box) for classes, box in img.objects], box_classes=complete,
+                     groups=(img.filepath,))
 
 
 def detect_scheme(labels: list[str]) -> str:
@@ -152,15 +119,11 @@ def detect_scheme(labels: list[str]) -> str:
 
 
 def read_labels(path: Path, scheme: str = "auto", **_):
-    """Records from the reference coarse-label JSON."""
-    path = Path(path)
-    doc = _read_json(path)
-    items = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise RadioLlavaError(f"{path}: expected {{\"data\": [{{\"sname\", \"filepaths\", \"label\"}}]}}")
+    """Records from the reference coarse-label JSON, read by ``core.references``."""
+    items = reference_items(path)
 
     def labels_of(item):
-        lab = item.get("label") if isinstance(item, dict) else None
+        lab = item.label
         return [lab] if isinstance(lab, str) else list(lab) if isinstance(lab, list) else []
 
     if scheme == "auto":
@@ -168,13 +131,10 @@ def read_labels(path: Path, scheme: str = "auto", **_):
     if scheme not in SCHEMES:
         raise RadioLlavaError(f"unknown scheme {scheme!r}; use auto or one of {', '.join(SCHEMES)}")
     vocab = SCHEMES[scheme]
-    for i, item in enumerate(items):
-        name = str(item.get("sname", f"#{i}")) if isinstance(item, dict) else f"#{i}"
-        files = item.get("filepaths") if isinstance(item, dict) else None
-        if isinstance(files, str):
-            files = [files]
-        if not files:
-            yield Problem(name, "no filepaths")
+    for item in items:
+        name = item.sname
+        if item.problem:
+            yield Problem(name, item.problem)
             continue
         raw = labels_of(item)
         labels = [_canon(v) for v in raw]
@@ -183,8 +143,7 @@ def read_labels(path: Path, scheme: str = "auto", **_):
             shown = ", ".join(map(repr, bad)) or "(none)"
             yield Problem(name, f"label {shown} is outside the {scheme} scheme ({', '.join(vocab)})")
             continue
-        image = _resolve(path.parent, str(files[0]))
-        rec = Record(name, image, groups=(str(image),))
+        rec = Record(name, item.image, groups=(str(item.image),))
         if scheme == "multilabel":
             rec.labels = tuple(v for v in MULTILABELS if v in labels)
         elif len(set(labels)) != 1:
@@ -254,7 +213,7 @@ def read_yolo(path: Path, classes: str | None = None, **_):
 def read_rgcat(path: Path, **_):
     """Records from an EMU RG-CAT style JSON list."""
     path = Path(path)
-    items = _read_json(path)
+    items = read_json(path)
     if not isinstance(items, list):
         raise RadioLlavaError(f"{path}: expected a list of {{\"filename\", \"objs\"}} records")
     with_caesar = any("label_caesar" in o for it in items if isinstance(it, dict)
@@ -295,7 +254,7 @@ def read_rgcat(path: Path, **_):
         frs = [s.classes[0] for s in sources if s.classes[0] in ("FR-I", "FR-II", "FR-X")]
         extended = rg & {"FR-I", "FR-II", "FR-X", "R"} or caesar & {"EXTENDED", "EXTENDED-MULTISLAND"}
         pec = "PECULIAR" if "PEC" in rg else "COMPLEX" if extended else "ORDINARY"
-        image = _resolve(path.parent, str(item["filename"]))
+        image = resolve_listed(path.parent, str(item["filename"]))
         yield Record(name, image, sources=sources, box_classes=complete, radio_galaxy=bool(rg - {"C"}),
                      artefact=("SPURIOUS" in caesar) if with_caesar else None, peculiarity=pec,
                      fr_class=frs[0] if len(frs) == 1 and frs[0] != "FR-X" else None, groups=(str(image),))

@@ -30,11 +30,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.labels import MULTILABELS, PECULIARITY
+from glue_radiollava.core.labels import FR, MULTILABELS, PECULIARITY, SIMULATED_BOX_CLASSES, SMORPH
 
-SMORPH = ("1C-1P", "1C-2P", "1C-3P", "2C-2P", "2C-3P", "3C-3P")
-FR = ("FR-I", "FR-II")
-BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS", "RADIO-GALAXY", "FR-I", "FR-II")
+BOX_CLASSES = SIMULATED_BOX_CLASSES + ("RADIO-GALAXY",) + FR      # the classes of the stage-1 box head
 
 
 # (scene, survey preset, cutout size in px, number of images): what a person may select in glue

@@ -32,14 +32,14 @@ import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import atomic_write, atomic_write_bytes
-from glue_radiollava.core.labels import MULTILABELS, peculiarity_of
+from glue_radiollava.core.labels import FR, MULTILABELS, SIMULATED_BOX_CLASSES, peculiarity_of
 from glue_radiollava.core.transform import pixel_to_sky
 
 from . import sky_models as sm
 
 SIM_VERSION = 1
-FR_CLASSES = ("FR-I", "FR-II")
-BOX_CLASSES = ("COMPACT", "EXTENDED", "EXTENDED-MULTISLAND", "SPURIOUS")
+FR_CLASSES = FR
+BOX_CLASSES = SIMULATED_BOX_CLASSES
 SCENES = ("field", "source", "galaxy", "mixed")
 ISLAND_SNR, SEED_SNR = 3.0, 5.0
 

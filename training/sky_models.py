@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from glue_radiollava.core.labels import SMORPH
+
 FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM / sigma of a Gaussian
-SMORPH_CLASSES = ("1C-1P", "1C-2P", "1C-3P", "2C-2P", "2C-3P", "3C-3P")
+SMORPH_CLASSES = SMORPH
 
 
 @dataclass(frozen=True)
