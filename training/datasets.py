@@ -171,9 +171,7 @@ def facts_for(rec: Record, boxes: dict[str, list[PictureBox]], data, width_arcse
     border = rec.border
     if border is None and rec.labels is None:
         border = bool(not np.isfinite(data).all())   # blank (NaN) pixels in the picture
-    return ImageFacts(labels=rec.labels, peculiarity=rec.peculiarity, smorph=rec.smorph,
-                      fr_class=rec.fr_class, border=border, artefact=rec.artefact,
-                      radio_galaxy=rec.radio_galaxy, boxes=boxes, box_classes=frozenset(rec.box_classes),
+    return ImageFacts(**{**rec.truth(), "border": border}, boxes=boxes, box_classes=frozenset(rec.box_classes),
                       width_arcsec=width_arcsec, height_arcsec=height_arcsec)
 
 

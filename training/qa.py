@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from glue_radiollava.core.parsing import PictureBox, format_yolo_boxes
-from glue_radiollava.core.labels import peculiarity_of
+from glue_radiollava.core.labels import Truth, peculiarity_of
 from glue_radiollava.core.tasks import Task, get_task, load_tasks
 
 PHRASINGS = ("catalogue", "mixed")
@@ -82,20 +82,13 @@ NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight",
 
 
 @dataclass
-class ImageFacts:
-    """What is known about one image. ``None``: unknown (the question is not asked).
+class ImageFacts(Truth):
+    """What is known about one image (``Truth``, and its boxes). ``None``: unknown (the question is not asked).
 
     ``boxes``: class → picture boxes (normalised, y from the picture's top); only the classes in
     ``box_classes`` are complete, so only those get box questions (with negative answers).
     """
 
-    labels: tuple[str, ...] | None = None
-    peculiarity: str | None = None
-    smorph: str | None = None
-    fr_class: str | None = None
-    border: bool | None = None
-    artefact: bool | None = None
-    radio_galaxy: bool | None = None
     boxes: dict[str, list[PictureBox]] = field(default_factory=dict)
     box_classes: frozenset[str] = frozenset()
     width_arcsec: float | None = None     # the picture's angular size, for sizes in descriptions

@@ -17,7 +17,7 @@ import numpy as np
 
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.labels import (BOX_CLASSES, CAESAR_CLASSES, FR, MULTILABELS, PECULIARITY,  # noqa: F401
-                                         RGCAT_CLASSES, SIMULATED_BOX_CLASSES, SMORPH, canonical_label)
+                                         RGCAT_CLASSES, SIMULATED_BOX_CLASSES, SMORPH, Truth, canonical_label)
 from glue_radiollava.core.references import read_json, reference_items, resolve_listed, simulator_images
 from glue_radiollava.core.transform import radec_to_pixel, sky_to_pixel
 
@@ -48,20 +48,13 @@ class Source:
 
 
 @dataclass
-class Record:
-    """One image to turn into a conversation, and what is known about it (None: unknown)."""
+class Record(Truth):
+    """One image to turn into a conversation, and what is known about it (``Truth``; None: unknown)."""
 
     id: str
     image: Path
     hdu: int | None = None
     region: tuple[int, int, int, int] | None = None     # a mosaic tile: x0, y0, x1, y1 (exclusive)
-    labels: tuple[str, ...] | None = None
-    peculiarity: str | None = None
-    smorph: str | None = None
-    fr_class: str | None = None
-    border: bool | None = None
-    artefact: bool | None = None
-    radio_galaxy: bool | None = None
     sources: list[Source] = field(default_factory=list)
     box_classes: frozenset = frozenset()
     groups: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ files write ("FRI", "artefact", "1c1p", "Radio galaxy").
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 
 MULTILABELS = ("BACKGROUND", "COMPACT", "EXTENDED", "RADIO-GALAXY", "DIFFUSE", "DIFFUSE-LARGE",
                "FILAMENT", "ARTIFACT", "PECULIAR", "MOSAICKING", "BORDER")
@@ -48,3 +49,22 @@ def peculiarity_of(labels) -> str:
     if labels & COMPLEX_LABELS:
         return "COMPLEX"
     return "ORDINARY"
+
+
+@dataclass(kw_only=True)
+class Truth:
+    """What is known of one image, in the label sets above; None: not known (no question about it).
+
+    The dataset builder's records and the question writer's facts both carry it (they subclass it)."""
+
+    labels: tuple[str, ...] | None = None        # radioimg-multilabel labels
+    peculiarity: str | None = None               # PECULIARITY
+    smorph: str | None = None                    # SMORPH
+    fr_class: str | None = None                  # FR
+    border: bool | None = None                   # blank (NaN) border
+    artefact: bool | None = None                 # imaging artefacts present
+    radio_galaxy: bool | None = None
+
+    def truth(self) -> dict:
+        """The truth fields alone, as keywords (to hand them to another Truth)."""
+        return {f.name: getattr(self, f.name) for f in fields(Truth)}
