@@ -30,12 +30,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
+    add_trust_remote_code(p)
+
+
+def add_trust_remote_code(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow models that ship their own Python code (TinyLLaVA, original InternVL): loading "
+                        "one RUNS that code on this machine; only for models whose source you trust")
 
 
 def model_spec(args):
     from .core.models import ModelSpec
 
-    return ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device)
+    return ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device,
+                     trust_remote_code=getattr(args, "trust_remote_code", False))
 
 
 def cutout_from_args(args, image=None):
@@ -170,7 +178,7 @@ def cmd_model_info(args) -> int:
     from .core.models import ModelSpec, format_model_info, model_info, quiet_transformers
 
     quiet_transformers()
-    info = model_info(ModelSpec(args.spec, adapter=args.adapter))
+    info = model_info(ModelSpec(args.spec, adapter=args.adapter, trust_remote_code=args.trust_remote_code))
     print(json.dumps(info) if args.json else format_model_info(info))
     return 0
 
@@ -213,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("regions", help="turn model-convention boxes into sky regions for a cutout")
     add_region_args(p)
     p.add_argument("--boxes", required=True, help='e.g. "[0.45, 0.32, 0.05, 0.04], [0.7, 0.1, 0.12, 0.2]"')
-    p.add_argument("--convention", default="yolo", choices=["yolo", "qwen", "pixels"])
+    p.add_argument("--convention", default="yolo",
+                   choices=["yolo", "qwen", "pixels", "xyxy-1000", "florence-loc", "paligemma-loc"],
+                   help="how --boxes is written (see the README's model families; resized-pixels needs the "
+                        "model's processor: use `ask`)")
     p.add_argument("--label", help="class label for the boxes")
     p.add_argument("--profile", default="radio-llava", help="preprocessing profile the boxes refer to")
     p.add_argument("--out", dest="regions_out", help="region file (.reg, .crtf, .fits)")
@@ -249,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("spec", help="nano, a model folder, or a hub id")
     t.add_argument("--adapter", help="a LoRA adapter folder (its preprocessing profile wins)")
     t.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trust_remote_code(t)
     t.set_defaults(func=cmd_model_info)
     from .core.convert import add_convert_parser
 

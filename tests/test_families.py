@@ -58,10 +58,47 @@ def test_every_family_names_a_known_convention_and_transformers_class():
 
 def test_remote_code_families_are_refused_with_what_it_means(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "tinyllava", "auto_map": {}}))
-    with pytest.raises(RadioLlavaError, match=r"TinyLLaVA ships its own Python code \(remote code"):
+    with pytest.raises(RadioLlavaError, match=r"TinyLLaVA ships its own Python code \(remote code: loading it "
+                                              r"runs that Python code on this machine\).*--trust-remote-code"):
         detect_family(tmp_path)
+    trusted = detect_family(tmp_path, trust_remote_code=True)
+    assert trusted.remote_code and trusted.title == "TinyLLaVA (remote code)" and trusted.box_convention == "yolo"
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
     assert detect_family(tmp_path).box_convention == "resized-pixels"
+
+
+def test_trust_remote_code_is_off_by_default_and_reaches_the_loader(tmp_path, monkeypatch):
+    """``--trust-remote-code`` (common model arguments) → ModelSpec → transformers' from_pretrained."""
+    import transformers
+
+    from glue_radiollava.cli import build_parser, main, model_spec
+    from glue_radiollava.core.models import ModelSpec, load_model
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "tinyllava",
+                                                      "auto_map": {"AutoModelForCausalLM": "modeling_x.M"}}))
+    parser = build_parser()
+    args = parser.parse_args(["ask", "x.fits", "--box", "0", "0", "9", "9", "--model", str(tmp_path),
+                              "--trust-remote-code"])
+    assert model_spec(args).trust_remote_code is True
+    assert model_spec(parser.parse_args(["ask", "x.fits", "--box", "0", "0", "9", "9"])).trust_remote_code is False
+    assert ModelSpec().trust_remote_code is False and "trust_remote_code" in model_spec(args).describe()
+    seen = []
+
+    def fake(cls, folder, **kwargs):
+        seen.append((cls.__name__, kwargs.get("trust_remote_code")))
+        raise ValueError("Unrecognized configuration class") if cls is transformers.AutoModelForImageTextToText \
+            else OSError("no modeling_x.py here")
+
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", classmethod(fake))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(fake))
+    with pytest.raises(RadioLlavaError, match="--trust-remote-code only if you trust"):
+        load_model(str(tmp_path))
+    assert seen == []                                     # refused before any code could load
+    with pytest.raises(RadioLlavaError, match="cannot load the model weights"):
+        load_model(ModelSpec(str(tmp_path), device="cpu", trust_remote_code=True))
+    assert seen == [("AutoModelForImageTextToText", True), ("AutoModelForCausalLM", True)]
+    assert main(["model", "info", str(tmp_path)]) == 1    # info refuses too, and takes the flag
+    assert build_parser().parse_args(["model", "info", "m", "--trust-remote-code"]).trust_remote_code
 
 
 def test_task_phrasing_per_family_comes_from_the_catalogue():
@@ -370,3 +407,157 @@ def test_grounding_tokens_survive_decoding_and_non_grounding_families_refuse_box
     with pytest.raises(RadioLlavaError, match="not a chat model"):
         assistant._prompt("<OD>", history=[("q", "a")])
     assert assistant._prompt("<OD>") == ("<OD>", [])
+
+
+# ---------------------------------------------------------------- every other tiny family, end to end
+# family → (its special tokens that must be in the vocabulary, image tokens for a 64×64 picture)
+TINY = {
+    "qwen3_vl": (["<|image_pad|>", "<|vision_start|>", "<|box_start|>", "<|object_ref_start|>"], 4),
+    "internvl": (["<img>", "</img>", "<IMG_CONTEXT>", "<ref>", "</ref>", "<box>", "</box>"], 4),
+    "florence2": (["<image>", "<s>", "</s>", "<loc_0>", "<loc_999>"], 5),
+    "paligemma": (["<image>", "<bos>", "<eos>", "<loc0000>", "<loc1023>", "<seg127>"], 16),
+    "idefics3": (["<image>", "<fake_token_around_image>", "<global-img>", "<row_2_col_2>", "<end_of_utterance>"], 20),
+    "smolvlm": (["<image>", "<fake_token_around_image>", "<global-img>", "<row_2_col_2>", "<end_of_utterance>"], 20),
+}
+
+
+@pytest.fixture(scope="module", params=list(TINY))
+def tiny(request, tmp_path_factory):
+    """A tiny random model of each family, built by ``radiollava model tiny`` and loaded by the core loader."""
+    from glue_radiollava.cli import main
+    from glue_radiollava.core.assistant import Assistant
+    from glue_radiollava.core.models import load_model
+
+    if request.param == "smolvlm":
+        pytest.importorskip("num2words", reason="SmolVLM's processor needs num2words")
+    folder = tmp_path_factory.mktemp(request.param) / "model"
+    assert main(["model", "tiny", str(folder), "--family", request.param]) == 0
+    return request.param, Assistant(load_model(str(folder)))
+
+
+@pytest.fixture()
+def tiny_view(tiny, synthetic_fits):
+    from glue_radiollava.core.image import RadioImage
+
+    return tiny[1].view(RadioImage.open(synthetic_fits()).cutout_pixels(88, 48, 152, 112))   # 64×64
+
+
+def test_tiny_family_loads_with_its_classes_tokens_and_image_tokens(tiny, tiny_view):
+    name, assistant = tiny
+    loaded, family = assistant.loaded, FAMILIES[name]
+    assert loaded.family is family
+    assert type(loaded.model).__name__ == family.model_class
+    assert type(loaded.processor).__name__ == family.processor
+    tokens, n_image = TINY[name]
+    vocab = loaded.tokenizer.get_vocab()
+    assert all(t in vocab for t in tokens), [t for t in tokens if t not in vocab]
+    inputs = assistant._inputs(tiny_view, "Describe the image.")
+    image_id = loaded.model.config.image_token_id
+    assert int((inputs["input_ids"] == image_id).sum()) == n_image
+    assert "labels" not in inputs
+    if family.chat:
+        assert loaded.processor.chat_template
+
+
+def test_tiny_family_ask_stream_score(tiny, tiny_view):
+    name, assistant = tiny
+    family = assistant.loaded.family
+    task = "boxes-compact" if family.grounds else "describe"
+    chunks = []
+    answer = assistant.ask(tiny_view, task=task, max_new_tokens=4, on_text=chunks.append)
+    assert answer.question == assistant._question(None, task)[0]
+    assert 1 <= answer.timings["new_tokens"] <= 4 and "".join(chunks).strip() == answer.text
+    streamed = assistant.stream(tiny_view, question="Describe the image.", max_new_tokens=3)
+    assert "".join(streamed).strip() == assistant.ask(tiny_view, question="Describe the image.", max_new_tokens=3).text
+    scores = assistant.score(tiny_view, task="b3-radio-galaxy")
+    assert scores.labels == ["Yes", "No"] and abs(sum(scores.probs) - 1) < 1e-6
+    assert all(lp < 0 for lp in scores.logprobs)
+    (batched,) = assistant.score_batch([tiny_view], task="b3-radio-galaxy")
+    assert batched.probs == pytest.approx(scores.probs, abs=1e-4)
+    (asked,) = assistant.ask_batch([tiny_view], question="Describe the image.", max_new_tokens=3)
+    assert asked.text == assistant.ask(tiny_view, question="Describe the image.", max_new_tokens=3).text
+
+
+PIXEL_BOX = (103.5, 79.5, 119.5, 95.5)     # edges of mosaic px 104..119 × 80..95
+
+
+def test_tiny_family_box_maps_to_mosaic_pixels_and_sky(tiny, tiny_view):
+    """A box written as the family writes it lands on the mosaic pixels it names, and on the sky there."""
+    name, assistant = tiny
+    family = assistant.loaded.family
+    if not family.grounds:
+        with pytest.raises(RadioLlavaError, match="does not return boxes"):
+            assistant.ask(tiny_view, task="boxes-compact")
+        return
+    task = assistant._question(None, "boxes-compact")[1]
+    transform = assistant.transform_for(tiny_view)
+    # picture px x 16..32, y 32..48 of the 64×64 cutout at (88, 48) (picture rows run as mosaic rows)
+    edges = (0.25, 0.5, 0.5, 0.75)
+    text = format_boxes([edges], family.box_convention, labels=["compact radio source"], transform=transform)
+    answer = assistant._answer(tiny_view, "q", task, text, False, {})
+    assert answer.parsed.parsed and answer.parsed.convention == family.box_convention and not answer.warnings
+    (box,) = answer.boxes
+    assert box.pixel_box == pytest.approx(PIXEL_BOX, abs=0.1)       # a location bin is ≤ 0.07 px here
+    assert box.label == "COMPACT"
+    x, y = (box.pixel_box[0] + box.pixel_box[2]) / 2, (box.pixel_box[1] + box.pixel_box[3]) / 2
+    centre = tiny_view.transform.wcs.pixel_to_world(x, y)
+    assert (box.ra, box.dec) == pytest.approx((centre.ra.deg, centre.dec.deg), abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def bright_dark(tmp_path_factory):
+    """Two 64×64 pictures with a two-turn conversation each (a LLaVA JSON)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("family-data")
+    records = []
+    for i, level in enumerate((220, 20)):
+        Image.fromarray(np.full((64, 64, 3), level, np.uint8)).save(folder / f"{i}.png")
+        records.append({"id": f"r{i}", "image": f"{i}.png", "conversations": [
+            {"from": "human", "value": "<image>\nIs the image bright?"}, {"from": "gpt", "value": "Yes" if i == 0 else "No"},
+            {"from": "human", "value": "Describe it."}, {"from": "gpt", "value": "A field."}]})
+    (folder / "train.json").write_text(json.dumps(records))
+    return folder / "train.json"
+
+
+def test_tiny_family_lora_step_trains_and_reloads(tiny, bright_dark, tmp_path, synthetic_fits):
+    """One LoRA step on every family: answers learned (labels only there), the adapter reloads and scores."""
+    import torch
+
+    from glue_radiollava.core.assistant import Assistant
+    from glue_radiollava.core.models import load_model
+    from training.finetune import Collator, ConversationDataset, load_config, read_examples, train
+
+    name, assistant = tiny
+    loaded = assistant.loaded
+    family = loaded.family
+    prefix = None
+    if loaded.model.config.is_encoder_decoder:
+        from glue_radiollava.core.models import decoder_prefix
+
+        prefix = decoder_prefix(loaded.model)
+    collator = Collator(loaded.processor, "sys", 4096, family, prefix)
+    batch = collator([ConversationDataset(read_examples(bright_dark, loaded.profile), loaded.profile)[0]])
+    labels = batch["labels"]
+    tok = loaded.tokenizer
+    learned = [tok.decode([int(t) for t in row if t != -100], skip_special_tokens=True) for row in labels]
+    if family.chat:      # one row: both answers, nothing else
+        assert len(learned) == 1 and "".join(learned[0].split()) == "YesAfield."
+    else:                # one row per turn
+        assert [s.strip() for s in learned] == ["Yes", "A field."]
+    with torch.no_grad():
+        assert float(loaded.model(**batch).loss) > 0
+    out = train(load_config(None, dict(base=str(loaded.folder), data=str(bright_dark), out=str(tmp_path / "run"),
+                                       method="lora", max_steps=1, learning_rate=1e-3, logging_steps=1,
+                                       save_steps=10, per_device_batch_size=2, gradient_accumulation_steps=1,
+                                       gradient_checkpointing=False, warmup_ratio=0.0, lr_scheduler="constant",
+                                       lora_r=4, lora_alpha=8)))
+    card = json.loads((out / "training_card.json").read_text())
+    assert card["steps"] == 1 and 0 < card["trainable"] < card["parameters"]
+    tuned = Assistant(load_model(str(out)))
+    assert tuned.loaded.family is family and tuned.loaded.spec.adapter
+    from glue_radiollava.core.image import RadioImage
+
+    view = tuned.view(RadioImage.open(synthetic_fits()).cutout_pixels(88, 48, 152, 112))
+    scores = tuned.score(view, answers=["Yes", "No"], question="Is the image bright?")
+    assert abs(sum(scores.probs) - 1) < 1e-6

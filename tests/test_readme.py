@@ -35,13 +35,22 @@ def _cli(*argv, cwd):
         os.chdir(old)
 
 
-def test_the_readme_has_its_python_examples():
-    blocks = python_blocks()
-    assert len(blocks) == 2 and "Assistant(" in blocks[0] and "train(" in blocks[1]
+def _block(word: str) -> str:
+    found = [b for b in python_blocks() if word in b]
+    assert len(found) == 1, f"one README Python block with {word!r}"
+    return found[0]
+
+
+def test_every_other_python_block_runs(tmp_path):
+    others = [b for b in python_blocks() if "Assistant(" not in b and "train(" not in b]
+    assert others
+    for block in others:
+        done = _run(block, tmp_path)
+        assert done.returncode == 0, block + done.stderr[-2000:]
 
 
 def test_the_flow_example_runs_and_writes_its_regions(tmp_path):
-    done = _run(python_blocks()[0], tmp_path)
+    done = _run(_block("Assistant("), tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert re.search(r"^\d+ boxes:", out, flags=re.M), out
@@ -56,6 +65,6 @@ def test_the_training_example_runs_after_the_dataset_commands(tmp_path):
     _cli("simulate", "--out", "sim", "--n", "6", "--scene", "mixed", "--seed", "1", cwd=tmp_path)
     (tmp_path / "data").mkdir()                                     # `mkdir -p data`
     _cli("dataset", "build", "--from", "sim", "sim", "--out", "data/sim.json", "--split", "0.5,0.5,0", cwd=tmp_path)
-    done = _run(python_blocks()[1], tmp_path)
+    done = _run(_block("train("), tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert any((tmp_path / "runs" / "lora2").rglob("adapter_config.json")), done.stdout[-2000:]

@@ -23,7 +23,9 @@ from pathlib import Path
 from glue_radiollava.core.chat import chat_messages
 from glue_radiollava.core.errors import RadioLlavaError
 
-LORA_TARGETS = r".*language_model.*\.(q|k|v|o|gate|up|down)_proj|.*multi_modal_projector\.linear_[12]"
+# the LLM's projections (language_model; Idefics3/SmolVLM: text_model) and the vision-to-text projector
+LORA_TARGETS = (r".*(language_model|text_model).*\.(q|k|v|o|gate|up|down)_proj"
+                r"|.*(multi_modal_projector\.linear_[12]|connector\.modality_projection\.proj)")
 CARD_FILE = "training_card.json"
 LOSS_CSV = "loss.csv"
 LOSS_PNG = "loss.png"
@@ -225,13 +227,26 @@ class ConversationDataset:
 
 
 class Collator:
-    """Batch → processor inputs with labels: only the assistant's answers are learned."""
+    """Batch → processor inputs with labels: only the assistant's answers are learned.
 
-    def __init__(self, processor, system_prompt: str | None, max_length: int):
+    Chat families: the conversation through the chat template, labels after each assistant header.
+    Families that are not chat models (``Family.chat`` False: Florence-2, PaliGemma) take one task
+    prompt per picture, so each turn is its own row: PaliGemma's answer is the processor's
+    ``suffix``; an encoder–decoder's (Florence-2) goes to the decoder after ``decoder_prefix``.
+    """
+
+    def __init__(self, processor, system_prompt: str | None, max_length: int, family=None,
+                 decoder_prefix: list[int] | None = None):
         self.processor = processor
         self.system_prompt = system_prompt
         self.max_length = max_length
+        self.family = family
+        self.decoder_prefix = decoder_prefix
         tok = processor.tokenizer
+        self.end_id = tok.eos_token_id
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_id
+        if family is not None and not family.chat:
+            return
         probe = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
         with_prompt = processor.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
         without = processor.apply_chat_template(probe, tokenize=False, add_generation_prompt=False)
@@ -239,31 +254,74 @@ class Collator:
         if not header:
             raise RadioLlavaError("the model's chat template has no assistant prefix; cannot mask user turns")
         self.header_ids = tok.encode(header, add_special_tokens=False)
-        self.end_id = tok.eos_token_id
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.end_id
 
     def __call__(self, batch):
         import torch
 
+        if self.family is not None and not self.family.chat:
+            return self._task_rows(batch)
         texts = [self.processor.apply_chat_template(chat_messages(self.system_prompt, b["turns"]), tokenize=False)
                  for b in batch]
         tok = self.processor.tokenizer
         side = tok.padding_side
         tok.padding_side = "right"
         try:
-            inputs = self.processor(images=[b["picture"] for b in batch], text=texts, padding=True,
-                                    return_tensors="pt")
+            nested = getattr(self.family, "nested_images", False)     # SmolVLM: one list per prompt
+            inputs = self.processor(images=[[b["picture"]] if nested else b["picture"] for b in batch], text=texts,
+                                    padding=True, return_tensors="pt")
         finally:
             tok.padding_side = side
         ids = inputs["input_ids"]
-        if ids.shape[1] > self.max_length:
-            raise RadioLlavaError(f"record {batch[0]['id']}: {ids.shape[1]} tokens exceed max_length "
-                                  f"{self.max_length}; raise max_length or shorten the conversation")
+        self._check_length(ids, batch)
         labels = torch.full_like(ids, -100)
         for row in range(ids.shape[0]):
             labels[row] = self._answer_labels(ids[row])
         inputs["labels"] = labels
         return dict(inputs)
+
+    def _check_length(self, ids, batch) -> None:
+        if ids.shape[1] > self.max_length:
+            raise RadioLlavaError(f"record {batch[0]['id']}: {ids.shape[1]} tokens exceed max_length "
+                                  f"{self.max_length}; raise max_length or shorten the conversation")
+
+    def _task_rows(self, batch):
+        """One row per (question, answer) turn, with its picture, for families that are not chat models."""
+        import torch
+
+        tok = self.processor.tokenizer
+        prefix = getattr(self.processor, "image_token", "") if self.family.image_in_prompt else ""
+        rows = [(b["picture"], prefix + q, a) for b in batch for q, a in b["turns"]]
+        pictures, prompts, answers = zip(*rows)
+        side = tok.padding_side
+        tok.padding_side = "right"
+        try:
+            if self.decoder_prefix is None:        # decoder-only (PaliGemma): the answer is the suffix
+                inputs = self.processor(images=list(pictures), text=list(prompts), suffix=list(answers),
+                                        padding=True, return_tensors="pt")
+            else:
+                inputs = self.processor(images=list(pictures), text=list(prompts), padding=True,
+                                        return_tensors="pt")
+        finally:
+            tok.padding_side = side
+        inputs = dict(inputs)
+        self._check_length(inputs["input_ids"], batch)
+        if self.decoder_prefix is None:
+            inputs["labels"][inputs["attention_mask"] == 0] = -100
+            return inputs
+        # encoder–decoder: decoder inputs = prefix + answer, labels = the answer and its end token
+        prefix_ids = list(self.decoder_prefix)
+        answer_ids = [tok.encode(a, add_special_tokens=False) + [self.end_id] for a in answers]
+        width = len(prefix_ids) - 1 + max(len(a) for a in answer_ids)
+        decoder = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for r, a in enumerate(answer_ids):
+            row = (prefix_ids + a)[:-1]
+            decoder[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+            labels[r, len(prefix_ids) - 1:len(row)] = torch.tensor(a)
+        inputs.update(decoder_input_ids=decoder, decoder_attention_mask=mask, labels=labels)
+        return inputs
 
     def _answer_labels(self, ids):
         """-100 everywhere except after each assistant header, up to and including its end token."""
@@ -333,7 +391,8 @@ def prepare_model(config: TrainConfig):
         if config.method == "qlora":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.lora_targets, task_type="CAUSAL_LM")
+                          target_modules=config.lora_targets,
+                          task_type="SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM")
         try:
             model = get_peft_model(model, lora)
         except ValueError as exc:
@@ -347,7 +406,7 @@ def prepare_model(config: TrainConfig):
 
 
 def _vision_module(model):
-    for name in ("vision_tower", "visual"):
+    for name in ("vision_tower", "visual", "vision_model"):
         for module_name, module in model.named_modules():
             if module_name.endswith(name) and not module_name.endswith("." + name + "." + name):
                 return module
@@ -417,14 +476,14 @@ def train(config: TrainConfig) -> Path:
     import torch
     from transformers import Trainer, TrainingArguments
     from glue_radiollava.core.assistant import SYSTEM_PROMPT
-    from glue_radiollava.core.models import read_config, detect_family, resolve_model_folder
+    from glue_radiollava.core.models import decoder_prefix, detect_family, read_config, resolve_model_folder
     from glue_radiollava.core.profiles import load_profile
 
     config.check()
     out = Path(config.out)
     base_folder = resolve_model_folder(config.base)
     profile = load_profile(base_folder)
-    detect_family(base_folder, read_config(base_folder))
+    family = detect_family(base_folder, read_config(base_folder))
     # every check that can be made before the run is made before the run
     train_examples = read_examples(config.data, profile)
     val_examples = read_examples(config.val_data, profile) if config.val_data else None
@@ -451,7 +510,8 @@ def train(config: TrainConfig) -> Path:
 
     model, processor, _ = prepare_model(config)
     out.mkdir(parents=True, exist_ok=True)
-    collator = Collator(processor, SYSTEM_PROMPT, config.max_length)
+    prefix = decoder_prefix(model) if model.config.is_encoder_decoder else None
+    collator = Collator(processor, SYSTEM_PROMPT, config.max_length, family, prefix)
     train_set = ConversationDataset(train_examples, profile)
     val_set = ConversationDataset(val_examples, profile) if val_examples else None
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()

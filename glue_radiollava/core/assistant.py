@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 from .chat import chat_messages
 from .errors import RadioLlavaError
-from .models import LoadedModel, ModelSpec, decode_answer, load_model, processor_input_size
+from .models import LoadedModel, ModelSpec, decode_answer, decoder_prefix, load_model, processor_input_size
 from .parsing import ParsedAnswer, parse_answer
 from .profiles import ModelView, render
 from .skyregions import SkyBox, map_boxes
@@ -144,7 +144,8 @@ class Assistant:
             if history or examples:
                 raise RadioLlavaError(f"{family.title} is not a chat model: it takes one task prompt per "
                                       "picture, without conversation history or few-shot examples")
-            return question, []
+            prefix = getattr(self.loaded.processor, "image_token", "") if family.image_in_prompt else ""
+            return prefix + question, []
         messages, images = self._messages(question, history, examples)
         processor = self.loaded.processor
         return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), images
@@ -162,11 +163,19 @@ class Assistant:
         dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
         out = {}
         for k, v in inputs.items():
+            if k == "labels":             # PaliGemma's processor adds training labels: not an input
+                continue
             v = v.to(self.loaded.device) if hasattr(v, "to") else v
             if k == "pixel_values" and v.is_floating_point():
                 v = v.to(dtype)
             out[k] = v
         return out
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """True for encoder–decoder models (Florence-2): the prompt is the encoder's, the answer the decoder's."""
+        config = getattr(getattr(self.loaded, "model", None), "config", None)
+        return bool(getattr(config, "is_encoder_decoder", False))
 
     def context_length(self) -> int | None:
         """How many positions the model's language model holds (None when its config does not say)."""
@@ -219,7 +228,7 @@ class Assistant:
         with torch.inference_mode():
             out = self.loaded.model.generate(**inputs, **gen)
         t2 = time.perf_counter()
-        new = out[0, prompt_len:]
+        new = out[0, 1:] if self.encoder_decoder else out[0, prompt_len:]   # after the decoder's start token
         text = self._decode(new.tolist()).strip()
         cancelled = bool(cancel is not None and cancel.is_set())
         return self._answer(view, question, task, text, cancelled,
@@ -327,10 +336,13 @@ class Assistant:
             raise RadioLlavaError("score needs the allowed answers (a closed-set task or a list of answers)")
         tok = self.loaded.tokenizer
         inputs = self._inputs(view, question, history, examples)
-        prompt_ids = inputs.pop("input_ids")[0].tolist()
-        inputs.pop("attention_mask", None)
         end = [tok.eos_token_id] if tok.eos_token_id is not None else []
         answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
+        if self.encoder_decoder:
+            totals = self._decoder_logprobs(inputs, answer_ids)
+            return Scores(answers, totals, torch.softmax(torch.tensor(totals), dim=0).tolist())
+        prompt_ids = inputs.pop("input_ids")[0].tolist()
+        inputs.pop("attention_mask", None)
         n, width = len(answers), len(prompt_ids) + max(len(a) for a in answer_ids)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = torch.full((n, width), pad, dtype=torch.long)
@@ -339,9 +351,10 @@ class Assistant:
             row = prompt_ids + a
             ids[i, :len(row)] = torch.tensor(row)
             mask[i, :len(row)] = 1
-        if "mm_token_type_ids" in inputs:  # per-token (Qwen2-VL M-RoPE): answers and padding are text (0)
-            types = inputs["mm_token_type_ids"]
-            inputs["mm_token_type_ids"] = torch.nn.functional.pad(types, (0, width - types.shape[1]))
+        for key in [k for k, v in inputs.items() if hasattr(v, "shape") and tuple(v.shape) == (1, len(prompt_ids))
+                    and not v.is_floating_point()]:   # per-token types (Qwen M-RoPE, PaliGemma prefix)
+            types = inputs[key]
+            inputs[key] = torch.nn.functional.pad(types, (0, width - types.shape[1]), value=ANSWER_TOKEN_TYPE.get(key, 0))
         batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
         device = self.loaded.device
         with torch.inference_mode():
@@ -355,6 +368,37 @@ class Assistant:
             totals.append(float(logp[i, positions, torch.tensor(a)].sum()))
         probs = torch.softmax(torch.tensor(totals), dim=0).tolist()
         return Scores(answers, totals, probs)
+
+
+    def _decoder_logprobs(self, inputs: dict, answer_ids: list[list[int]]) -> list[float]:
+        """Encoder–decoder scoring: the prompt and picture through the encoder (repeated per answer),
+        each answer through the decoder after ``decoder_prefix``, right padded."""
+        import torch
+
+        tok = self.loaded.tokenizer
+        prefix = decoder_prefix(self.loaded.model)
+        n, width = len(answer_ids), len(prefix) + max(len(a) for a in answer_ids)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        dec = torch.full((n, width), pad, dtype=torch.long)
+        dec_mask = torch.zeros((n, width), dtype=torch.long)
+        for i, a in enumerate(answer_ids):
+            row = prefix + a
+            dec[i, :len(row)] = torch.tensor(row)
+            dec_mask[i, :len(row)] = 1
+        batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
+        device = self.loaded.device
+        with torch.inference_mode():
+            logits = self.loaded.model(**batch, decoder_input_ids=dec.to(device),
+                                       decoder_attention_mask=dec_mask.to(device)).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        p0 = len(prefix)
+        return [float(logp[i, torch.arange(p0 - 1, p0 - 1 + len(a)), torch.tensor(a)].sum())
+                for i, a in enumerate(answer_ids)]
+
+
+# Per-token type inputs and the value an answer token takes there: PaliGemma's token_type_ids mark
+# the answer (suffix, causal) with 1; Qwen's mm_token_type_ids mark text with 0.
+ANSWER_TOKEN_TYPE = {"token_type_ids": 1, "mm_token_type_ids": 0}
 
 
 def _class_label(box, task):

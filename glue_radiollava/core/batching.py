@@ -34,10 +34,12 @@ def _encode(assistant, views, question: str, examples, repeat: int = 1) -> dict:
     """Processor inputs for every view (each ``repeat`` times), left padded, on the model's device."""
     prompt, example_images = _prompt(assistant, question, examples)
     texts, images = [], []
+    nested = getattr(getattr(assistant.loaded, "family", None), "nested_images", False)
     for view in views:
         for _ in range(repeat):
             texts.append(prompt)
-            images.extend(list(example_images) + [view.picture])
+            pictures = list(example_images) + [view.picture]
+            images.extend([pictures] if nested else pictures)
     processor = assistant.loaded.processor
     tok = processor.tokenizer
     side = tok.padding_side
@@ -54,6 +56,8 @@ def _to_device(assistant, inputs: dict) -> dict:
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     out = {}
     for k, v in inputs.items():
+        if k == "labels":                 # PaliGemma's processor adds training labels: not an input
+            continue
         v = v.to(assistant.loaded.device) if hasattr(v, "to") else v
         if k.startswith("pixel_values") and v.is_floating_point():
             v = v.to(dtype)
@@ -80,7 +84,7 @@ def ask_batch(assistant, views: Sequence, question: str | None = None, task=None
             top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
             output_scores=True, return_dict_in_generate=True)
     t2 = time.perf_counter()
-    new_ids = out.sequences[:, prompt_len:]
+    new_ids = out.sequences[:, 1:] if assistant.encoder_decoder else out.sequences[:, prompt_len:]
     if out.scores:   # log-probability of each chosen token (greedy: the top one)
         logp = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
         token_logp = logp.gather(2, new_ids[:, :logp.shape[1], None].to(logp.device))[..., 0].cpu()
@@ -123,6 +127,8 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
     tok = assistant.loaded.tokenizer
     end = [tok.eos_token_id] if tok.eos_token_id is not None else []
     answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
+    if assistant.encoder_decoder:      # Florence-2: the answers go through the decoder, per picture
+        return [assistant.score(view, answers, question, task, examples=examples) for view in views]
     if _can_share_prompt(assistant):
         totals = _answer_logprobs_cached(assistant, views, question, examples, answer_ids)
     else:
@@ -195,6 +201,8 @@ def _answer_logprobs_rows(assistant, views, question, examples, answer_ids) -> l
     """One pass over every (view, answer) row, left padded so each answer ends its row."""
     import torch
 
+    from .assistant import ANSWER_TOKEN_TYPE
+
     tok = assistant.loaded.tokenizer
     n = len(answer_ids)
     inputs = _encode(assistant, views, question, examples, repeat=n)
@@ -217,6 +225,7 @@ def _answer_logprobs_rows(assistant, views, question, examples, answer_ids) -> l
         new_mask[r, width - len(row):] = 1
         for k, v in per_token.items():
             new_extra[k][r, width - len(row):width - len(a)] = v[r].cpu()[real]
+            new_extra[k][r, width - len(a):] = ANSWER_TOKEN_TYPE.get(k, 0)
     device = assistant.loaded.device
     kwargs = {k: v.to(device) for k, v in new_extra.items()}
     model = assistant.loaded.model

@@ -41,6 +41,9 @@ class Family:
     chat: bool = True          # prompts go through the chat template (False: raw task prompts)
     keep_tokens: str = ""      # regex: special tokens kept in decoded answers (grounding markup)
     grounds: bool = True       # False: no boxes; questions and closed-set scores only
+    remote_code: bool = False  # loaded with trust_remote_code (its own Python code runs): --trust-remote-code
+    image_in_prompt: bool = False   # raw (non-chat) prompts start with the processor's image token (PaliGemma)
+    nested_images: bool = False     # a batch's pictures go to the processor as one list per prompt (Idefics3)
 
 
 _LLAVA_SKIP = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
@@ -69,16 +72,16 @@ FAMILIES: dict[str, Family] = {
                chat=False, keep_tokens=r"<loc_\d+>"),
         Family("paligemma", "paligemma-loc", "PaliGemmaProcessor", "paligemma", _LLAVA_SKIP,
                "PaliGemmaForConditionalGeneration", "PaliGemma / PaliGemma 2", phrasing="paligemma",
-               chat=False, keep_tokens=r"<loc\d{4}>"),
+               chat=False, keep_tokens=r"<loc\d{4}>", image_in_prompt=True),
         Family("idefics3", "none", "Idefics3Processor", "idefics3", ("model.vision_model", "lm_head"),
-               "Idefics3ForConditionalGeneration", "Idefics3", resize="tiles", grounds=False),
+               "Idefics3ForConditionalGeneration", "Idefics3", resize="tiles", grounds=False, nested_images=True),
         Family("smolvlm", "none", "SmolVLMProcessor", "smolvlm", ("model.vision_model", "lm_head"),
-               "SmolVLMForConditionalGeneration", "SmolVLM", resize="tiles", grounds=False),
+               "SmolVLMForConditionalGeneration", "SmolVLM", resize="tiles", grounds=False, nested_images=True),
     ]
 }
 
 # Families known by name that transformers does not hold natively: their own Python code would
-# run on load (``trust_remote_code``), which this package does not do.
+# run on load (``trust_remote_code``), which this package does only when asked (--trust-remote-code).
 REMOTE_CODE_FAMILIES = {"tinyllava": "TinyLLaVA", "internvl_chat": "InternVL (original, not -hf)",
                         "florence2_language": "Florence-2 (original remote-code release)"}
 
@@ -104,10 +107,12 @@ class ModelSpec:
     quantize: str | None = None      # None | "4bit" | "8bit"
     dtype: str | None = None         # None (auto: bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     device: str | None = None        # None (auto) | cpu | cuda | cuda:1 | mps
+    trust_remote_code: bool = False  # run Python code shipped with the model (TinyLLaVA, original InternVL…)
 
     def describe(self) -> str:
         extra = [f"adapter={self.adapter}"] if self.adapter else []
         extra += [f"quantize={self.quantize}"] if self.quantize else []
+        extra += ["trust_remote_code"] if self.trust_remote_code else []
         return self.model + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -223,7 +228,10 @@ def read_config(folder: Path) -> dict:
         raise RadioLlavaError(f"{path}: unreadable ({exc})") from None
 
 
-def detect_family(folder: Path, config: dict | None = None) -> Family:
+def detect_family(folder: Path, config: dict | None = None, trust_remote_code: bool = False) -> Family:
+    """The folder's family from its config. A remote-code model (TinyLLaVA, original InternVL…) is
+    refused unless ``trust_remote_code``; then its family loads through transformers' Auto classes
+    with its own code and answers in the radio-llava convention (it has no known grounding format)."""
     config = config if config is not None else read_config(folder)
     if "mm_vision_tower" in config or "mm_projector_type" in config:
         raise RadioLlavaError(
@@ -232,10 +240,13 @@ def detect_family(folder: Path, config: dict | None = None) -> Family:
     model_type = config.get("model_type")
     if model_type not in FAMILIES and (model_type in REMOTE_CODE_FAMILIES or "auto_map" in config):
         title = REMOTE_CODE_FAMILIES.get(model_type, repr(model_type))
+        if trust_remote_code:
+            return Family(str(model_type), "yolo", "AutoProcessor", "", ("lm_head",), "AutoModelForCausalLM",
+                          f"{title} (remote code)", remote_code=True)
         raise RadioLlavaError(
-            f"{folder}: {title} ships its own Python code (remote code: it would run that code on load) "
-            f"and transformers has no native class for it; radiollava does not run model code, so use a "
-            f"natively supported family ({', '.join(FAMILIES)}) or a -hf conversion of the model")
+            f"{folder}: {title} ships its own Python code (remote code: loading it runs that Python code on "
+            f"this machine) and transformers has no native class for it; pass --trust-remote-code only if you "
+            f"trust where the model came from, or use a natively supported family or a -hf conversion")
     if model_type not in FAMILIES:
         raise RadioLlavaError(f"{folder}: model type {model_type!r} is not supported; "
                               f"supported: {', '.join(FAMILIES)}")
@@ -309,6 +320,18 @@ def decode_answer(tokenizer, ids, family: Family) -> str:
     return text
 
 
+def decoder_prefix(model) -> list[int]:
+    """What an encoder–decoder's answer follows in its decoder: the decoder start token, and the
+    forced BOS when the generation config forces one (Florence-2: </s> <s>). Scoring and training
+    both put answers after it, as ``generate`` does."""
+    gen = getattr(model, "generation_config", None)
+    start = getattr(gen, "decoder_start_token_id", None)
+    if start is None:
+        start = model.config.get_text_config().decoder_start_token_id
+    forced = getattr(gen, "forced_bos_token_id", None)
+    return [int(start)] + ([int(forced)] if forced is not None else [])
+
+
 def image_only_processor_class(family: str):
     """The family's processor without its video processor (which needs torchvision).
 
@@ -321,8 +344,14 @@ def image_only_processor_class(family: str):
     module = importlib.import_module(f"transformers.models.{fam.module}.processing_{fam.module}")
     base = getattr(module, fam.processor)
 
+    needs_video = _needs_video_argument(base)
+
     def __init__(self, image_processor=None, tokenizer=None, **options):
+        if needs_video:       # SmolVLM: a required argument, handed None
+            options.setdefault("video_processor", None)
         base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, **options)
+        if needs_video and getattr(self, "video_processor", None) is None:
+            self.video_processor = _NoVideo()   # its options (num_frames, fps) read as None
 
     def to_dict(self):  # save the options too (the base reads them from its own signature)
         out = base.to_dict(self)
@@ -332,6 +361,25 @@ def image_only_processor_class(family: str):
         return out
 
     return type(fam.processor, (base,), {"__init__": __init__, "to_dict": to_dict, "__module__": __name__})
+
+
+class _NoVideo:
+    """Stands in for the video processor an image-only processor leaves out: every option is None."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+    def __bool__(self):
+        return False
+
+
+def _needs_video_argument(base) -> bool:
+    import inspect
+
+    param = inspect.signature(base.__init__).parameters.get("video_processor")
+    return param is not None and param.default is inspect.Parameter.empty
 
 
 def _processor_options(base) -> list[str]:
@@ -345,6 +393,13 @@ def load_processor(folder: Path, family: Family):
     """AutoProcessor; without torchvision, the image-only processor assembled from the folder's parts."""
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
+    if family.remote_code:
+        try:
+            return AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        except Exception as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise RadioLlavaError(f"{folder}: its remote code gives no processor for pictures and text ({first}); "
+                                  "radiollava needs one (AutoProcessor): use a -hf conversion of the model") from None
     try:
         return AutoProcessor.from_pretrained(folder)
     except (ImportError, OSError, ValueError, TypeError):
@@ -363,7 +418,12 @@ def load_processor(folder: Path, family: Family):
         options = {k: v for k, v in saved.items() if k in _processor_options(cls.__mro__[1])}
     template = folder / "chat_template.jinja"
     chat_template = template.read_text() if template.is_file() else getattr(tokenizer, "chat_template", None)
-    return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **options)
+    try:
+        return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **options)
+    except ImportError as exc:        # SmolVLM's processor needs num2words
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise RadioLlavaError(f"{folder}: the {family.title} processor needs a package that is not installed "
+                              f"({first})") from None
 
 
 # ------------------------------------------------------------------ loading
@@ -416,13 +476,15 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
         spec = _adapter_folder_spec(spec, folder)   # a LoRA run's output: base + this adapter
         folder = resolve_model_folder(spec.model)
     config = read_config(folder)
-    family = detect_family(folder, config)
+    family = detect_family(folder, config, trust_remote_code=spec.trust_remote_code)
     device, dtype = _choose_device_dtype(spec)
     quant = quantization_config(spec, family, dtype)
 
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     kwargs = {"dtype": torch_dtype(dtype)}
+    if family.remote_code:
+        kwargs["trust_remote_code"] = True
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": device}
@@ -431,7 +493,12 @@ def load_model(spec: ModelSpec | str = NANO) -> LoadedModel:
     except ImportError:                   # older safetensors: its error is an OSError or ValueError
         SafetensorError = OSError
     try:
-        model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+        except ValueError:
+            if not family.remote_code:
+                raise
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)   # TinyLLaVA registers this one
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise RadioLlavaError(f"{folder}: cannot load the model weights ({first}); the weight files may be "
@@ -569,7 +636,7 @@ def model_info(spec: ModelSpec | str) -> dict:
         spec = _adapter_folder_spec(spec, folder)
         folder = resolve_model_folder(spec.model)
     config = read_config(folder)
-    family = detect_family(folder, config)
+    family = detect_family(folder, config, trust_remote_code=spec.trust_remote_code)
     convention = BOX_CONVENTIONS[family.box_convention]
     params, dtypes = _safetensors_summary(folder)
     processor = load_processor(folder, family)

@@ -189,20 +189,186 @@ QWEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-TINY_FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+TINY_FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "florence2", "paligemma",
+                 "idefics3", "smolvlm")
 
 
 def build_tiny_family(folder: str | Path, family: str = "llava_onevision", seed: int = 0) -> Path:
     """Build and save a tiny random model of ``family`` offline: tokenizer with the family's
-    special tokens and chat template, processor, preprocessing profile; returns the folder."""
-    if family == "llava_onevision":
-        return build_tiny(folder, seed=seed)
-    if family in ("qwen2_vl", "qwen2_5_vl"):
-        return _build_tiny_qwen(Path(folder), family, seed)
+    special tokens (image and grounding tokens) and chat template, its real processor class,
+    preprocessing profile; returns the folder."""
     from .errors import RadioLlavaError
 
-    raise RadioLlavaError(f"model tiny --family {family}: not buildable here; choose one of "
-                          f"{', '.join(TINY_FAMILIES)}")
+    if family not in TINY_FAMILIES:
+        raise RadioLlavaError(f"model tiny --family {family}: not buildable here; choose one of "
+                              f"{', '.join(TINY_FAMILIES)}")
+    if family == "llava_onevision":
+        return build_tiny(folder, seed=seed)
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    if family.startswith("qwen"):
+        model, processor = _tiny_qwen(family)
+    else:
+        model, processor = _TINY_BUILDERS[family]()
+    tok = processor.tokenizer
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    from .profiles import get_profile, save_profile
+
+    save_profile(get_profile("radio-llava"), folder)
+    return folder
+
+
+def _family_tokenizer(special: list[str], plain: list[str] = (), *, eos: str = "<|im_end|>", bos: str | None = None,
+                      unk: str | None = None, extra: dict | None = None, chat_template: str | None = None):
+    """The byte-level BPE of ``build_tokenizer`` with a family's own special tokens (``special``) and
+    plain added tokens (``plain``: location bins, which the family's answers write as text)."""
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+
+    backend = build_tokenizer().backend_tokenizer      # ChatML tokens, <image>, <video>, <pad>
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+    if plain:
+        backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, bos_token=bos, unk_token=unk,
+                                   pad_token="<pad>", extra_special_tokens=extra or {},
+                                   chat_template=chat_template, padding_side="left")
+
+
+def _image_only(family: str, image_processor, tokenizer, **options):
+    from .models import image_only_processor_class
+
+    return image_only_processor_class(family)(image_processor=image_processor, tokenizer=tokenizer, **options)
+
+
+def _text(tok, model_type: str, **extra) -> dict:
+    """A 2-layer, 64-wide language model config of ``model_type`` for ``tok``."""
+    return dict(model_type=model_type, vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                tie_word_embeddings=False, **extra)
+
+
+def _tiny_internvl():
+    """InternVL3 in the -hf layout: InternViT (56 px tiles of 14 px patches, pixel shuffle 0.5 → 4
+    tokens a tile), a Qwen2 LLM, GotOcr2 dynamic tiling (up to 4 tiles + thumbnail); the image part
+    of the chat template is <IMG_CONTEXT>, which the processor expands to <img>…</img>."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    template = CHAT_TEMPLATE.replace("<image>\n", "<IMG_CONTEXT>\n")
+    extra = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+             "video_token": "<video>"}
+    tok = _family_tokenizer(["<img>", "</img>", "<IMG_CONTEXT>"] + INTERNVL_GROUNDING_TOKENS, extra=extra,
+                            chat_template=template)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 56, "width": 56}, crop_to_patches=True,
+                                               min_patches=1, max_patches=4)
+    processor = _image_only("internvl", image_processor, tok, image_seq_length=4, chat_template=template)
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=[56, 56], patch_size=[14, 14])
+    config = InternVLConfig(vision_config=vision, text_config=_text(tok, "qwen2"), image_seq_length=4,
+                            image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), tie_word_embeddings=False)
+    return InternVLForConditionalGeneration(config), processor
+
+
+def _tiny_florence2():
+    """Florence-2 (-hf, encoder–decoder): a 4-stage DaViT (stride 32: a 64 px picture is 2×2 + 1
+    pooled = 5 image tokens), a BART encoder–decoder, a BART-style tokenizer (<s> </s> <unk>) with
+    the 1000 <loc_N> bins, CLIP image processing to 64×64. Not a chat model: the task token
+    (<OD>, <OPEN_VOCABULARY_DETECTION>…) is the prompt."""
+    from transformers import Florence2Config, Florence2ForConditionalGeneration
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tok = _family_tokenizer(["<s>", "</s>", "<unk>"], [f"<loc_{i}>" for i in range(1000)], eos="</s>", bos="<s>",
+                            unk="<unk>", extra={"image_token": "<image>"})
+    image_processor = CLIPImageProcessorPil(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64},
+                                            do_center_crop=False, image_seq_length=5)
+    processor = _image_only("florence2", image_processor, tok)
+    vision = dict(depths=[1, 1, 1, 1], embed_dim=[16, 32, 32, 64], num_heads=[1, 1, 2, 2], num_groups=[1, 1, 2, 2],
+                  window_size=2, projection_dim=64, max_position_embeddings=8, drop_path_rate=0.0)
+    text = dict(vocab_size=len(tok), d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=1024,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                decoder_start_token_id=tok.eos_token_id, forced_bos_token_id=tok.bos_token_id)
+    config = Florence2Config(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"))
+    model = Florence2ForConditionalGeneration(config)
+    # as the released checkpoints: the decoder starts with </s> and is forced to <s> next
+    model.generation_config.decoder_start_token_id = tok.eos_token_id
+    model.generation_config.forced_bos_token_id = tok.bos_token_id
+    return model, processor
+
+
+def _tiny_paligemma():
+    """PaliGemma: SigLIP (32 px, 8 px patches → 16 image tokens), a Gemma LLM, a Gemma-style
+    tokenizer (<bos> <eos>); the processor itself adds the 1024 <locNNNN> and 128 <segNNN> tokens.
+    Not a chat model: "detect …" prompts, image tokens then <bos> then the prompt then a newline."""
+    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    tok = _family_tokenizer(["<bos>", "<eos>"], eos="<eos>", bos="<bos>", extra={"image_token": "<image>"})
+    image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32}, image_seq_length=16)
+    processor = _image_only("paligemma", image_processor, tok)      # adds <loc0000>…<loc1023>, <seg000>…
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8, projection_dim=64)
+    text = _text(tok, "gemma", head_dim=32)
+    text.update(num_attention_heads=2, num_key_value_heads=1)
+    config = PaliGemmaConfig(vision_config=vision, text_config=text, projection_dim=64,
+                             image_token_id=tok.convert_tokens_to_ids("<image>"))
+    return PaliGemmaForConditionalGeneration(config), processor
+
+
+# Idefics3 and SmolVLM write "User:<image>question<end_of_utterance>\nAssistant:" (SmolVLM adds
+# <|im_start|> before the first turn; the tiny models share one template).
+IDEFICS3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}{{ ': ' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<end_of_utterance>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def _tiny_idefics3(family: str = "idefics3"):
+    """Idefics3 / SmolVLM: SigLIP-style tiles of 32 px (8 px patches, pixel shuffle 2 → 4 tokens a
+    tile), pictures split into tiles of at most 32 px plus a global one, a Llama LLM, the
+    <fake_token_around_image>, <global-img> and <row_i_col_j> tokens. No grounding."""
+    import transformers
+
+    if family == "idefics3":
+        from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil as IP
+    else:
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil as IP
+    prefix = "Idefics3" if family == "idefics3" else "SmolVLM"
+    tiles = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    extra = {"fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+             "end_of_utterance_token": "<end_of_utterance>"}
+    tok = _family_tokenizer(list(extra.values()) + tiles, eos="<end_of_utterance>",
+                            extra={"image_token": "<image>", **extra}, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    image_processor = IP(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
+    processor = _image_only(family, image_processor, tok, image_seq_len=4, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    config = getattr(transformers, f"{prefix}Config")(vision_config=vision, text_config=_text(tok, "llama"),
+                                                      image_token_id=tok.convert_tokens_to_ids("<image>"),
+                                                      scale_factor=2)
+    return getattr(transformers, f"{prefix}ForConditionalGeneration")(config), processor
+
+
+# InternVL's grounding markup: <ref>phrase</ref><box>[[x0, y0, x1, y1]]</box> (0..1000).
+INTERNVL_GROUNDING_TOKENS = ["<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>"]
+
+_TINY_BUILDERS = {"internvl": _tiny_internvl, "florence2": _tiny_florence2, "paligemma": _tiny_paligemma,
+                  "idefics3": _tiny_idefics3, "smolvlm": lambda: _tiny_idefics3("smolvlm")}
 
 
 def _qwen_tokenizer():
@@ -217,20 +383,15 @@ def _qwen_tokenizer():
         extra_special_tokens=QWEN_VISION_TOKENS, chat_template=QWEN_CHAT_TEMPLATE, padding_side="left")
 
 
-def _build_tiny_qwen(folder: Path, family: str, seed: int) -> Path:
-    """Qwen2-VL or Qwen2.5-VL, every Linear ≥ 64 wide; the real patch 14 × merge 2 (a factor of 28),
-    so ``smart_resize`` moves a 64-pixel picture to 56 pixels, as the real processor does."""
-    import torch
+def _tiny_qwen(family: str):
+    """Qwen2-VL, Qwen2.5-VL or Qwen3-VL, every Linear ≥ 64 wide, with the real patch × merge:
+    14 × 2 (a factor of 28) for Qwen2/2.5-VL, so ``smart_resize`` moves a 64-pixel picture to 56
+    pixels as the real processor does; 16 × 2 (32) for Qwen3-VL, which keeps 64 pixels."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from .models import image_only_processor_class
-    from .profiles import get_profile, save_profile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
     tokenizer = _qwen_tokenizer()
     ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in QWEN_VISION_TOKENS.items()}
-    patch, merge = 14, 2
+    patch, merge = (16 if family == "qwen3_vl" else 14), 2
     text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
@@ -242,24 +403,23 @@ def _build_tiny_qwen(folder: Path, family: str, seed: int) -> Path:
 
         vision = dict(depth=1, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=patch,
                       spatial_merge_size=merge, temporal_patch_size=2)
-    else:
+    elif family == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig as Config, Qwen2_5_VLForConditionalGeneration as Model
 
         vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
                       patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2, window_size=56,
                       fullatt_block_indexes=[1])
+    else:   # Qwen3-VL: learned position embeddings (a square count), DeepStack features from block 0
+        from transformers import Qwen3VLConfig as Config, Qwen3VLForConditionalGeneration as Model
+
+        text.update(head_dim=16, rope_parameters={**text["rope_parameters"], "mrope_interleaved": True})
+        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
+                      patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2,
+                      num_position_embeddings=64, deepstack_visual_indexes=[0])
     config = Config(vision_config=vision, text_config=text, **tokens)
     config.eos_token_id = tokenizer.eos_token_id
     config.pad_token_id = tokenizer.pad_token_id
-    model = Model(config).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder)
-
     image_processor = Qwen2VLImageProcessorPil(patch_size=patch, merge_size=merge, temporal_patch_size=2,
-                                               min_pixels=(patch * merge) ** 2, max_pixels=112 * 112)
-    processor = image_only_processor_class(family)(image_processor=image_processor, tokenizer=tokenizer,
-                                                   chat_template=QWEN_CHAT_TEMPLATE)
-    processor.save_pretrained(folder)
-    save_profile(get_profile("radio-llava"), folder)
-    return folder
+                                               min_pixels=(patch * merge) ** 2, max_pixels=(4 * patch * merge) ** 2)
+    processor = _image_only(family, image_processor, tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
+    return Model(config), processor
