@@ -561,3 +561,27 @@ def test_tiny_family_lora_step_trains_and_reloads(tiny, bright_dark, tmp_path, s
     view = tuned.view(RadioImage.open(synthetic_fits()).cutout_pixels(88, 48, 152, 112))
     scores = tuned.score(view, answers=["Yes", "No"], question="Is the image bright?")
     assert abs(sum(scores.probs) - 1) < 1e-6
+
+
+def test_tiny_family_scans_a_small_mosaic(tiny, synthetic_fits, tmp_path):
+    """The scan (batched box tasks over tiles, merged on the sky, journalled) with each family; a family
+    without grounding is refused before any tile is asked."""
+    from glue_radiollava.core.errors import RadioLlavaError
+    from glue_radiollava.core.image import RadioImage
+    from glue_radiollava.core.scan import AssistantDetector, plan_tiles, scan
+
+    name, assistant = tiny
+    image = RadioImage.open(synthetic_fits())
+    tiles = plan_tiles(image.shape, 64, 0.25)
+    detector = AssistantDetector(assistant, ["boxes-compact"], max_new_tokens=8)
+    journal = tmp_path / "scan.jsonl"
+    if not assistant.loaded.family.grounds:
+        with pytest.raises(RadioLlavaError, match="does not return boxes"):
+            scan(image, detector, tiles, journal, batch_size=4)
+        return
+    result = scan(image, detector, tiles, journal, batch_size=4)
+    assert result.complete and result.tiles_done == len(tiles) == result.tiles_total
+    assert len(journal.read_text().splitlines()) == len(tiles) + 1          # header + one line per tile
+    for box in result.boxes:                                                 # on the image, on the sky
+        X0, Y0, X1, Y1 = box.pixel_box
+        assert -1 <= X0 < X1 <= 201 and -1 <= Y0 < Y1 <= 201 and box.width_arcsec > 0
