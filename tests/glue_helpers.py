@@ -37,6 +37,9 @@ class _FakeLoaded:
     def provenance(self):
         return {"spec": "fake", "family": "llava_onevision", "sha256": "0" * 64}
 
+    def view_transform(self, view):
+        return view.transform
+
 
 class FakeAssistant(Assistant):
     """Answers with fixed text, streamed word by word, through the real parser and Transform."""
@@ -48,12 +51,12 @@ class FakeAssistant(Assistant):
         self.calls = []
 
     def ask(self, view, question=None, task=None, history=(), examples=(), on_text=None, cancel=None, **kw):
-        question, task = self._question(question, task)
+        question, task = self.question_for(question, task)
         self.calls.append({"question": question, "history": list(history), "examples": list(examples)})
         for word in self.text.split(" "):
             if on_text:
                 on_text(word + " ")
-        return self._answer(view, question, task, self.text, False, {"generate_s": 0.0, "new_tokens": 3})
+        return self.answer_for(view, question, task, self.text, False, {"generate_s": 0.0, "new_tokens": 3})
 
 
 def known_boxes_panel(app, data_dir, text="[0.5, 0.5, 0.2, 0.4], [0.25, 0.75, 0.1, 0.1]", path=LOTSS):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from glue_radiollava.cli import main
-from glue_radiollava.core.assistant import Scores
+from glue_radiollava.core.batching import Scores
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.image import RadioImage
 from glue_radiollava.core.parsing import PictureBox, format_yolo_boxes, parse_answer, parse_boxes

@@ -351,10 +351,10 @@ def test_tiny_qwen25_ask_stream_score(qwen25, view64):
 
 def test_tiny_qwen25_json_box_maps_through_the_processor_resize(qwen25, view64):
     """A box in pixels of the 56×56 resized picture lands where that box is on the sky."""
-    task = qwen25._question(None, "boxes-compact")[1]
+    task = qwen25.question_for(None, "boxes-compact")[1]
     # resized px 21..35 = picture px 24..40 (×64/56) = cutout px 24..40 = mosaic 112..128 (edges)
     text = '```json\n[\n  {"bbox_2d": [21, 21, 35, 35], "label": "compact radio source"}\n]\n```'
-    answer = qwen25._answer(view64, "q", task, text, False, {})
+    answer = qwen25.answer_for(view64, "q", task, text, False, {})
     assert answer.parsed.parsed and answer.parsed.convention == "resized-pixels" and not answer.warnings
     (box,) = answer.boxes
     assert box.pixel_box == pytest.approx((111.5, 71.5, 127.5, 87.5), abs=1e-9)
@@ -400,13 +400,13 @@ def test_grounding_tokens_survive_decoding_and_non_grounding_families_refuse_box
     assistant = object.__new__(type(qwen25))
     assistant.loaded = _Loaded()
     with pytest.raises(RadioLlavaError, match="SmolVLM does not return boxes"):
-        assistant._question(None, "boxes-compact")
-    assert assistant._question(None, "b3-radio-galaxy")[1].name == "b3-radio-galaxy"
+        assistant.question_for(None, "boxes-compact")
+    assert assistant.question_for(None, "b3-radio-galaxy")[1].name == "b3-radio-galaxy"
     florence = replace(FAMILIES["florence2"])
     assistant.loaded.family = florence
     with pytest.raises(RadioLlavaError, match="not a chat model"):
-        assistant._prompt("<OD>", history=[("q", "a")])
-    assert assistant._prompt("<OD>") == ("<OD>", [])
+        assistant.prompt("<OD>", history=[("q", "a")])
+    assert assistant.prompt("<OD>") == ("<OD>", [])
 
 
 # ---------------------------------------------------------------- every other tiny family, end to end
@@ -465,7 +465,7 @@ def test_tiny_family_ask_stream_score(tiny, tiny_view):
     task = "boxes-compact" if family.grounds else "describe"
     chunks = []
     answer = assistant.ask(tiny_view, task=task, max_new_tokens=4, on_text=chunks.append)
-    assert answer.question == assistant._question(None, task)[0]
+    assert answer.question == assistant.question_for(None, task)[0]
     assert 1 <= answer.timings["new_tokens"] <= 4 and "".join(chunks).strip() == answer.text
     streamed = assistant.stream(tiny_view, question="Describe the image.", max_new_tokens=3)
     assert "".join(streamed).strip() == assistant.ask(tiny_view, question="Describe the image.", max_new_tokens=3).text
@@ -489,12 +489,12 @@ def test_tiny_family_box_maps_to_mosaic_pixels_and_sky(tiny, tiny_view):
         with pytest.raises(RadioLlavaError, match="does not return boxes"):
             assistant.ask(tiny_view, task="boxes-compact")
         return
-    task = assistant._question(None, "boxes-compact")[1]
+    task = assistant.question_for(None, "boxes-compact")[1]
     transform = assistant.transform_for(tiny_view)
     # picture px x 16..32, y 32..48 of the 64×64 cutout at (88, 48) (picture rows run as mosaic rows)
     edges = (0.25, 0.5, 0.5, 0.75)
     text = format_boxes([edges], family.box_convention, labels=["compact radio source"], transform=transform)
-    answer = assistant._answer(tiny_view, "q", task, text, False, {})
+    answer = assistant.answer_for(tiny_view, "q", task, text, False, {})
     assert answer.parsed.parsed and answer.parsed.convention == family.box_convention and not answer.warnings
     (box,) = answer.boxes
     assert box.pixel_box == pytest.approx(PIXEL_BOX, abs=0.1)       # a location bin is ≤ 0.07 px here

@@ -102,7 +102,7 @@ def test_score_matches_unbatched_likelihoods(assistant, view):
     assert sum(scores.probs) == pytest.approx(1.0) and scores.best in scores.labels
     # recompute one answer's log-likelihood alone (no padding): the batched pass must agree
     tok = assistant.loaded.tokenizer
-    inputs = assistant._inputs(view, scores and assistant._question(None, "b5-peculiarity")[0])
+    inputs = assistant._inputs(view, scores and assistant.question_for(None, "b5-peculiarity")[0])
     ids = inputs.pop("input_ids")[0].tolist()
     inputs.pop("attention_mask")
     answer = tok.encode("COMPLEX", add_special_tokens=False) + [tok.eos_token_id]

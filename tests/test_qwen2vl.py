@@ -160,7 +160,7 @@ def test_score_probabilities_match_single_forward_passes(qwen, view):
     # the batched pass (right padding, repeated pixel_values / image_grid_thw / mm_token_type_ids)
     # gives each answer the likelihood of an unpadded pass of its own
     tok = qwen.loaded.tokenizer
-    inputs = qwen._inputs(view, qwen._question(None, "b3-radio-galaxy")[0])
+    inputs = qwen._inputs(view, qwen.question_for(None, "b3-radio-galaxy")[0])
     p0 = inputs["input_ids"].shape[1]
     for label, total in zip(s.labels, s.logprobs):
         answer = tok.encode(label, add_special_tokens=False) + [tok.eos_token_id]
@@ -177,7 +177,7 @@ def test_score_probabilities_match_single_forward_passes(qwen, view):
 def test_qwen_corner_boxes_map_to_mosaic_pixels(qwen, view):
     text = ("<|object_ref_start|>COMPACT<|object_ref_end|><|box_start|>(375,375),(625,625)<|box_end|>"
             " and (0,0),(1000,1000)")
-    answer = qwen._answer(view, "find them", qwen._question(None, "boxes-compact")[1], text, False, {})
+    answer = qwen.answer_for(view, "find them", qwen.question_for(None, "boxes-compact")[1], text, False, {})
     assert answer.parsed.parsed and answer.parsed.convention == "qwen" and not answer.warnings
     first, whole = answer.boxes
     # picture 64×64 = cutout (no resize, north down): edge u → mosaic X = 88 - 0.5 + 64·u

@@ -50,7 +50,7 @@ class TruthAssistant:
                     u0, v0, u1, v1 = tr.mosaic_box_to_normalised(X0, Y0, X1, Y1)
                     boxes.append([(u0 + u1) / 2, (v0 + v1) / 2, u1 - u0, v1 - v0])
             text = format_yolo_boxes(boxes) if boxes else task.negative_answer
-            answer = self.inner._answer(view, task.prompt, task, text, False, {})
+            answer = self.inner.answer_for(view, task.prompt, task, text, False, {})
             answer.confidence = 0.9
             answers.append(answer)
         return answers

@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Sequence
 
 from .chat import chat_messages
 from .errors import RadioLlavaError
-from .models import LoadedModel, ModelSpec, decode_answer, decoder_prefix, load_model, processor_input_size
+from .batching import Scores, ask_batch, score_batch
+from .models import LoadedModel, ModelSpec, load_model
 from .parsing import ParsedAnswer, parse_answer
 from .profiles import ModelView, render
 from .skyregions import SkyBox, map_boxes
@@ -63,22 +64,6 @@ class Answer:
                 "boxes": [b.to_dict() for b in self.boxes], "cancelled": self.cancelled,
                 "confidence": self.confidence,
                 **self.provenance, "timings": self.timings, "warnings": self.warnings}
-
-
-@dataclass
-class Scores:
-    """Probabilities of the allowed answers (normalised over them) and raw log-likelihoods."""
-
-    labels: list[str]
-    logprobs: list[float]
-    probs: list[float]
-
-    @property
-    def best(self) -> str:
-        return self.labels[max(range(len(self.probs)), key=self.probs.__getitem__)]
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(zip(self.labels, self.probs))
 
 
 def _text_streamer(tokenizer, on_text: Callable[[str], None] | None, decode=None):
@@ -136,7 +121,7 @@ class Assistant:
                                  [(ex.question, ex.answer) for ex in examples])
         return messages, [ex.view.picture for ex in examples]
 
-    def _prompt(self, question: str, history=(), examples=()) -> tuple[str, list]:
+    def prompt(self, question: str, history=(), examples=()) -> tuple[str, list]:
         """The prompt text and the example pictures: through the chat template, or the raw task
         prompt for families that are not chat models (Florence-2, PaliGemma)."""
         family = getattr(self.loaded, "family", None)
@@ -151,25 +136,14 @@ class Assistant:
         return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), images
 
     def _inputs(self, view: ModelView, question: str, history=(), examples=()):
-        prompt, images = self._prompt(question, history, examples)
-        processor = self.loaded.processor
-        inputs = processor(images=images + [view.picture], text=[prompt], return_tensors="pt")
-        model = self.loaded.model
+        prompt, images = self.prompt(question, history, examples)
+        inputs = self.loaded.processor(images=images + [view.picture], text=[prompt], return_tensors="pt")
         limit = self.context_length()
         n = int(inputs["input_ids"].shape[-1])
         if limit and n >= limit:
             raise RadioLlavaError(f"the prompt is {n} tokens (question, conversation and picture); the model holds "
                                   f"at most {limit}: shorten the question or start a new conversation")
-        dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-        out = {}
-        for k, v in inputs.items():
-            if k == "labels":             # PaliGemma's processor adds training labels: not an input
-                continue
-            v = v.to(self.loaded.device) if hasattr(v, "to") else v
-            if k == "pixel_values" and v.is_floating_point():
-                v = v.to(dtype)
-            out[k] = v
-        return out
+        return self.loaded.on_device(dict(inputs))
 
     @property
     def encoder_decoder(self) -> bool:
@@ -183,7 +157,7 @@ class Assistant:
         text = getattr(config, "text_config", None) or config
         return getattr(text, "max_position_embeddings", None)
 
-    def _question(self, question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
+    def question_for(self, question: str | None, task: Task | str | None) -> tuple[str, Task | None]:
         """The question to ask: the free question, or the task's prompt in the family's phrasing."""
         task = get_task(task) if isinstance(task, str) else task
         family = getattr(getattr(self, "loaded", None), "family", None)
@@ -206,7 +180,7 @@ class Assistant:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        question, task = self._question(question, task)
+        question, task = self.question_for(question, task)
         t0 = time.perf_counter()
         inputs = self._inputs(view, question, history, examples)
         prompt_len = inputs["input_ids"].shape[1]
@@ -219,7 +193,7 @@ class Assistant:
         gen = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0,
                "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
                "stopping_criteria": StoppingCriteriaList([_Cancel()]),
-               "streamer": _text_streamer(tok, on_text, self._decode)}
+               "streamer": _text_streamer(tok, on_text, self.decode)}
         if temperature > 0:
             gen["temperature"] = float(temperature)
         else:
@@ -229,9 +203,9 @@ class Assistant:
             out = self.loaded.model.generate(**inputs, **gen)
         t2 = time.perf_counter()
         new = out[0, 1:] if self.encoder_decoder else out[0, prompt_len:]   # after the decoder's start token
-        text = self._decode(new.tolist()).strip()
+        text = self.decode(new.tolist()).strip()
         cancelled = bool(cancel is not None and cancel.is_set())
-        return self._answer(view, question, task, text, cancelled,
+        return self.answer_for(view, question, task, text, cancelled,
                             {"render_s": None, "prepare_s": round(t1 - t0, 4),
                              "generate_s": round(t2 - t1, 4), "new_tokens": int(new.numel())})
 
@@ -261,21 +235,16 @@ class Assistant:
             raise result["error"]
         return result["answer"]
 
-    def _decode(self, ids) -> str:
+    def decode(self, ids) -> str:
         """Generated ids → text: special tokens dropped, the family's grounding markup kept."""
-        family = getattr(self.loaded, "family", None)
-        if family is None or not family.keep_tokens:
-            return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
-        return decode_answer(self.loaded.tokenizer, ids, family)
+        return self.loaded.decode(ids)
 
     def transform_for(self, view: ModelView):
         """The view's Transform; for boxes in resized pixels (Qwen2.5-VL) told the processor's resize."""
-        if self.loaded.box_convention != "resized-pixels":
-            return view.transform
-        size = processor_input_size(self.loaded.processor, self.loaded.family, *view.picture.size)
-        return view.transform.with_input_size(*size)
+        return self.loaded.view_transform(view)
 
-    def _answer(self, view, question, task, text, cancelled, timings) -> Answer:
+    def answer_for(self, view, question, task, text, cancelled, timings) -> Answer:
+        """The Answer to ``text``: parsed for ``task``, its boxes mapped to the sky, with provenance."""
         transform = self.transform_for(view)
         parsed = parse_answer(text, task, self.loaded.box_convention, picture_size=view.picture.size,
                               transform=transform)
@@ -311,94 +280,20 @@ class Assistant:
     def ask_batch(self, views: Sequence[ModelView], question: str | None = None, task: Task | str | None = None,
                   examples: Sequence[Example] = (), max_new_tokens: int = 64) -> list[Answer]:
         """``ask`` (greedy) for many pictures in one ``generate`` call; see ``core/batching.py``."""
-        from .batching import ask_batch
-
         return ask_batch(self, views, question, task, examples, max_new_tokens)
 
     def score_batch(self, views: Sequence[ModelView], answers: Sequence[str] | None = None,
                     question: str | None = None, task: Task | str | None = None,
                     examples: Sequence[Example] = ()) -> list[Scores]:
         """``score`` for many pictures, the prompt run once per picture; see ``core/batching.py``."""
-        from .batching import score_batch
-
         return score_batch(self, views, answers, question, task, examples)
 
     # ------------------------------------------------------------ score
     def score(self, view: ModelView, answers: Sequence[str] | None = None, question: str | None = None,
-              task: Task | str | None = None, history: Sequence[Turn] = (),
-              examples: Sequence[Example] = ()) -> Scores:
-        """Probability of each allowed answer (default: the task's labels), in one batched pass."""
-        import torch
-
-        question, task = self._question(question, task)
-        answers = list(answers if answers is not None else (task.labels if task else ()))
-        if not answers:
-            raise RadioLlavaError("score needs the allowed answers (a closed-set task or a list of answers)")
-        tok = self.loaded.tokenizer
-        inputs = self._inputs(view, question, history, examples)
-        end = [tok.eos_token_id] if tok.eos_token_id is not None else []
-        answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
-        if self.encoder_decoder:
-            totals = self._decoder_logprobs(inputs, answer_ids)
-            return Scores(answers, totals, torch.softmax(torch.tensor(totals), dim=0).tolist())
-        prompt_ids = inputs.pop("input_ids")[0].tolist()
-        inputs.pop("attention_mask", None)
-        n, width = len(answers), len(prompt_ids) + max(len(a) for a in answer_ids)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, a in enumerate(answer_ids):  # right padding: positions stay those of generation
-            row = prompt_ids + a
-            ids[i, :len(row)] = torch.tensor(row)
-            mask[i, :len(row)] = 1
-        for key in [k for k, v in inputs.items() if hasattr(v, "shape") and tuple(v.shape) == (1, len(prompt_ids))
-                    and not v.is_floating_point()]:   # per-token types (Qwen M-RoPE, PaliGemma prefix)
-            types = inputs[key]
-            inputs[key] = torch.nn.functional.pad(types, (0, width - types.shape[1]), value=ANSWER_TOKEN_TYPE.get(key, 0))
-        batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
-        device = self.loaded.device
-        with torch.inference_mode():
-            logits = self.loaded.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                       **batch).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        p0 = len(prompt_ids)
-        totals = []
-        for i, a in enumerate(answer_ids):
-            positions = torch.arange(p0 - 1, p0 - 1 + len(a))
-            totals.append(float(logp[i, positions, torch.tensor(a)].sum()))
-        probs = torch.softmax(torch.tensor(totals), dim=0).tolist()
-        return Scores(answers, totals, probs)
-
-
-    def _decoder_logprobs(self, inputs: dict, answer_ids: list[list[int]]) -> list[float]:
-        """Encoder–decoder scoring: the prompt and picture through the encoder (repeated per answer),
-        each answer through the decoder after ``decoder_prefix``, right padded."""
-        import torch
-
-        tok = self.loaded.tokenizer
-        prefix = decoder_prefix(self.loaded.model)
-        n, width = len(answer_ids), len(prefix) + max(len(a) for a in answer_ids)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        dec = torch.full((n, width), pad, dtype=torch.long)
-        dec_mask = torch.zeros((n, width), dtype=torch.long)
-        for i, a in enumerate(answer_ids):
-            row = prefix + a
-            dec[i, :len(row)] = torch.tensor(row)
-            dec_mask[i, :len(row)] = 1
-        batch = {k: torch.cat([v] * n) if hasattr(v, "shape") else v for k, v in inputs.items()}
-        device = self.loaded.device
-        with torch.inference_mode():
-            logits = self.loaded.model(**batch, decoder_input_ids=dec.to(device),
-                                       decoder_attention_mask=dec_mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        p0 = len(prefix)
-        return [float(logp[i, torch.arange(p0 - 1, p0 - 1 + len(a)), torch.tensor(a)].sum())
-                for i, a in enumerate(answer_ids)]
-
-
-# Per-token type inputs and the value an answer token takes there: PaliGemma's token_type_ids mark
-# the answer (suffix, causal) with 1; Qwen's mm_token_type_ids mark text with 0.
-ANSWER_TOKEN_TYPE = {"token_type_ids": 1, "mm_token_type_ids": 0}
+              task: Task | str | None = None, examples: Sequence[Example] = ()) -> Scores:
+        """Probability of each allowed answer (default: the task's labels) from the model's likelihood:
+        ``score_batch`` of one picture (closed-set questions are asked on the region alone)."""
+        return score_batch(self, [view], answers, question, task, examples)[0]
 
 
 def _class_label(box, task):

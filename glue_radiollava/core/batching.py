@@ -13,26 +13,45 @@ parsing, so a batch of one gives what ``Assistant.ask``/``score`` give:
   the vision tower and the prompt run once per picture, not once per answer); other families
   run one pass over every (picture, answer) pair, left-padded so the answers end each row.
 
-Used by the benchmarks and by survey scans (``core/scan.py``); ``Assistant.ask_batch`` and
-``Assistant.score_batch`` call them.
+Used by the benchmarks and by survey scans (``core/scan.py``); ``Assistant.ask_batch``,
+``Assistant.score_batch`` and ``Assistant.score`` (a batch of one) call them. They use the
+Assistant's public seams: ``question_for``, ``prompt``, ``decode``, ``answer_for``, and the loaded
+model's ``on_device``.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 from .errors import RadioLlavaError
 
+# Per-token type inputs and the value an answer token takes there: PaliGemma's token_type_ids mark
+# the answer (suffix, causal) with 1; Qwen's mm_token_type_ids mark text with 0.
+ANSWER_TOKEN_TYPE = {"token_type_ids": 1, "mm_token_type_ids": 0}
 
-def _prompt(assistant, question: str, examples) -> tuple[str, list]:
-    return assistant._prompt(question, (), examples)
+
+@dataclass
+class Scores:
+    """Probabilities of the allowed answers (normalised over them) and raw log-likelihoods."""
+
+    labels: list[str]
+    logprobs: list[float]
+    probs: list[float]
+
+    @property
+    def best(self) -> str:
+        return self.labels[max(range(len(self.probs)), key=self.probs.__getitem__)]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.labels, self.probs))
 
 
 def _encode(assistant, views, question: str, examples, repeat: int = 1) -> dict:
     """Processor inputs for every view (each ``repeat`` times), left padded, on the model's device."""
-    prompt, example_images = _prompt(assistant, question, examples)
+    prompt, example_images = assistant.prompt(question, (), examples)
     texts, images = [], []
     nested = getattr(getattr(assistant.loaded, "family", None), "nested_images", False)
     for view in views:
@@ -48,21 +67,7 @@ def _encode(assistant, views, question: str, examples, repeat: int = 1) -> dict:
         inputs = processor(images=images, text=texts, return_tensors="pt", padding=True)
     finally:
         tok.padding_side = side
-    return _to_device(assistant, dict(inputs))
-
-
-def _to_device(assistant, inputs: dict) -> dict:
-    model = assistant.loaded.model
-    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    out = {}
-    for k, v in inputs.items():
-        if k == "labels":                 # PaliGemma's processor adds training labels: not an input
-            continue
-        v = v.to(assistant.loaded.device) if hasattr(v, "to") else v
-        if k.startswith("pixel_values") and v.is_floating_point():
-            v = v.to(dtype)
-        out[k] = v
-    return out
+    return assistant.loaded.on_device(dict(inputs))
 
 
 def ask_batch(assistant, views: Sequence, question: str | None = None, task=None, examples=(),
@@ -72,7 +77,7 @@ def ask_batch(assistant, views: Sequence, question: str | None = None, task=None
 
     if not views:
         return []
-    question, task = assistant._question(question, task)
+    question, task = assistant.question_for(question, task)
     t0 = time.perf_counter()
     inputs = _encode(assistant, views, question, examples)
     tok = assistant.loaded.tokenizer
@@ -94,10 +99,10 @@ def ask_batch(assistant, views: Sequence, question: str | None = None, task=None
     stop = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
     for k, (view, row) in enumerate(zip(views, new_ids.tolist())):
         n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))  # up to and with EOS
-        text = assistant._decode(row[:n]).strip()
+        text = assistant.decode(row[:n]).strip()
         timings = {"render_s": None, "prepare_s": round((t1 - t0) / len(views), 4),
                    "generate_s": round((t2 - t1) / len(views), 4), "new_tokens": n, "batch": len(views)}
-        answer = assistant._answer(view, question, task, text, False, timings)
+        answer = assistant.answer_for(view, question, task, text, False, timings)
         answer.confidence = round(float(torch.exp(token_logp[k, :n].mean())), 6) if n else None
         answers.append(answer)
     return answers
@@ -115,11 +120,9 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
     """Probability of each allowed answer for every view → core ``Scores`` (normalised over the answers)."""
     import torch
 
-    from .assistant import Scores
-
     if not views:
         return []
-    question, task = assistant._question(question, task)
+    question, task = assistant.question_for(question, task)
     answers = list(answers if answers is not None else (task.labels if task else ()))
     if not answers:
         raise RadioLlavaError("score needs the allowed answers (a closed-set task or a list of answers)")
@@ -127,9 +130,9 @@ def score_batch(assistant, views: Sequence, answers: Sequence[str] | None = None
     tok = assistant.loaded.tokenizer
     end = [tok.eos_token_id] if tok.eos_token_id is not None else []
     answer_ids = [tok.encode(a, add_special_tokens=False) + end for a in answers]
-    if assistant.encoder_decoder:      # Florence-2: the answers go through the decoder, per picture
-        return [assistant.score(view, answers, question, task, examples=examples) for view in views]
-    if _can_share_prompt(assistant):
+    if assistant.encoder_decoder:      # Florence-2: the answers go through the decoder
+        totals = _answer_logprobs_decoder(assistant, views, question, examples, answer_ids)
+    elif _can_share_prompt(assistant):
         totals = _answer_logprobs_cached(assistant, views, question, examples, answer_ids)
     else:
         totals = _answer_logprobs_rows(assistant, views, question, examples, answer_ids)
@@ -201,8 +204,6 @@ def _answer_logprobs_rows(assistant, views, question, examples, answer_ids) -> l
     """One pass over every (view, answer) row, left padded so each answer ends its row."""
     import torch
 
-    from .assistant import ANSWER_TOKEN_TYPE
-
     tok = assistant.loaded.tokenizer
     n = len(answer_ids)
     inputs = _encode(assistant, views, question, examples, repeat=n)
@@ -242,3 +243,33 @@ def _answer_logprobs_rows(assistant, views, question, examples, answer_ids) -> l
         positions = torch.arange(keep - 1 - len(a), keep - 1, device=logp.device)
         totals.append(float(logp[r, positions, torch.tensor(a, device=logp.device)].sum()))
     return totals
+
+
+def _answer_logprobs_decoder(assistant, views, question, examples, answer_ids) -> list[float]:
+    """Encoder–decoder scoring: prompt and picture through the encoder (each view once per answer),
+    each answer through the decoder after ``decoder_prefix`` (as ``generate`` starts), right padded."""
+    import torch
+
+    from .models import decoder_prefix
+
+    tok = assistant.loaded.tokenizer
+    n = len(answer_ids)
+    inputs = _encode(assistant, views, question, examples, repeat=n)
+    prefix = decoder_prefix(assistant.loaded.model)
+    rows = len(views) * n
+    width = len(prefix) + max(len(a) for a in answer_ids)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    dec = torch.full((rows, width), pad, dtype=torch.long)
+    dec_mask = torch.zeros((rows, width), dtype=torch.long)
+    for r in range(rows):
+        row = prefix + answer_ids[r % n]
+        dec[r, :len(row)] = torch.tensor(row)
+        dec_mask[r, :len(row)] = 1
+    device = assistant.loaded.device
+    with torch.inference_mode():
+        logits = assistant.loaded.model(**inputs, decoder_input_ids=dec.to(device),
+                                        decoder_attention_mask=dec_mask.to(device)).logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    p0 = len(prefix)
+    return [float(logp[r, torch.arange(p0 - 1, p0 - 1 + len(answer_ids[r % n])),
+                       torch.tensor(answer_ids[r % n])].sum()) for r in range(rows)]

@@ -143,12 +143,29 @@ class LoadedModel:
         return processor_input_size(self.processor, self.family, *picture.size)
 
     def view_transform(self, view):
-        """The view's Transform, told the processor's resize (boxes in resized pixels go through it)."""
+        """The view's Transform; for boxes in resized pixels (Qwen2.5-VL) told the processor's resize."""
+        if self.box_convention != "resized-pixels":
+            return view.transform
         return view.transform.with_input_size(*self.input_size(view.picture))
 
     def decode(self, ids) -> str:
         """Token ids → answer text: special tokens dropped, except the family's grounding markup."""
         return decode_answer(self.tokenizer, ids, self.family)
+
+    def on_device(self, inputs: dict) -> dict:
+        """Processor outputs → model inputs: on the model's device, pictures (``pixel_values*``) in
+        its dtype; the processor's training ``labels`` (PaliGemma adds them) left out. The one place
+        that moves inputs, for single and batched asks and scores."""
+        dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
+        out = {}
+        for k, v in inputs.items():
+            if k == "labels":
+                continue
+            v = v.to(self.device) if hasattr(v, "to") else v
+            if k.startswith("pixel_values") and v.is_floating_point():
+                v = v.to(dtype)
+            out[k] = v
+        return out
 
     @property
     def sha256(self) -> str:
