@@ -21,11 +21,10 @@ ROOT_HELP = "the shared data folder for built-in sets (default: $RADIOLLAVA_DATA
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="nano", help="nano (embedded), a model folder, or a hub id")
-    p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
-    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
-    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available; per process under accelerate)")
+    from glue_radiollava.core.models import ModelSpec
+
+    ModelSpec.add_arguments(p, device_help="cpu, cuda, cuda:1 … (default: CUDA when available; per process "
+                                           "under accelerate)")
 
 
 def add_subcommands(sub) -> None:
@@ -75,6 +74,26 @@ def add_subcommands(sub) -> None:
     p.add_argument("--names", help="comma-separated names for the runs (default: each run's name)")
     p.add_argument("--out", required=True, help="folder for report.md and the PNG charts")
     p.set_defaults(func=cmd_report)
+
+    p = bsub.add_parser("forgetting", help="the paper's forgetting test: standard lmms-eval benchmarks, base vs "
+                        "fine-tuned", description="Run lmms-eval tasks (default: the paper's 11) on --base and "
+                        "--model through lmms-eval's evaluator; write forgetting.md/.json/.png in --out. "
+                        "Standard data sets come from your Hugging Face dataset cache. Needs the eval extra: "
+                        "pip install -e '.[eval]'.")
+    p.add_argument("--base", required=True, help="the base model: a folder, nano, or model=DIR,adapter=ADAPTER")
+    p.add_argument("--model", required=True, help="the fine-tuned model: a folder (merged), a LoRA adapter "
+                   "folder, or model=DIR,adapter=ADAPTER")
+    p.add_argument("--tasks", default="paper", help="comma-separated lmms-eval tasks (default 'paper': "
+                   "ai2d,chartqa,docvqa_val,infovqa_val,mme,mmmu_val,mmstar,ocrbench,seedbench,scienceqa_img,"
+                   "realworldqa); radio_b1 … radio_b7 run on --data")
+    p.add_argument("--data", help="for radio_bN tasks: " + DATA_HELP)
+    p.add_argument("--data-root", help=ROOT_HELP)
+    p.add_argument("--limit", type=float, help="documents per task (N, or a fraction below 1)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--names", help="two comma-separated names for the table and chart (default: from the specs)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
+    p.add_argument("--out", required=True, help="folder for forgetting.md, forgetting.json, forgetting.png")
+    p.set_defaults(func=cmd_forgetting)
 
     p = bsub.add_parser("baseline", help="pure-vision and classical baselines, reported like a run")
     base = p.add_subparsers(dest="baseline", required=True)
@@ -152,7 +171,8 @@ def cmd_run(args) -> int:
     _quiet()
     codes = "all" if args.task.strip().lower() == "all" else parse_codes(args.task)
     opts = RunOptions(tasks=codes, data=args.data, out=args.out, model=args.model, adapter=args.adapter,
-                      quantize=args.quantize, dtype=args.dtype, device=args.device, mode=args.mode,
+                      quantize=args.quantize, dtype=args.dtype, device=args.device,
+                      trust_remote_code=args.trust_remote_code, mode=args.mode,
                       shots=args.shots, shots_from=args.shots_from, batch_size=args.batch_size,
                       limit=args.limit, max_new_tokens=args.max_new_tokens, iou=args.iou,
                       classes=_classes(args.classes), seed=args.seed, bootstrap=args.bootstrap,
@@ -182,6 +202,24 @@ def cmd_report(args) -> int:
     written = write_report(args.runs, args.out, names)
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_forgetting(args) -> int:
+    from .forgetting import forgetting
+
+    _quiet()
+    names = _classes(args.names)
+    if names is not None and len(names) != 2:
+        raise RadioLlavaError("--names takes two names: base,model")
+    limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
+    summary = forgetting(args.base, args.model, args.out, args.tasks, args.data, args.data_root, limit,
+                         args.batch_size, args.overwrite, tuple(names) if names else None,
+                         progress=lambda text: print(text, file=sys.stderr))
+    for row in summary["rows"]:
+        print(f"{row['task']}: {row['metric']} base={row['base']:.4g} model={row['model']:.4g} "
+              f"difference={row['difference']:+.4g}")
+    print(f"wrote {args.out}/forgetting.md, forgetting.json, forgetting.png")
     return 0
 
 

@@ -61,6 +61,7 @@ class RunOptions:
     bootstrap: int = 1000
     data_root: str | None = None
     resume: bool = False
+    trust_remote_code: bool = False
     progress: bool = True
     name: str | None = None
     threads: int | None = None
@@ -442,7 +443,8 @@ def run(opts: RunOptions) -> dict | None:
     device = opts.device
     if device is None and state.num_processes > 1:
         device = str(state.device)
-    spec = ModelSpec(opts.model, opts.adapter, opts.quantize, opts.dtype, device)
+    spec = ModelSpec(opts.model, opts.adapter, opts.quantize, opts.dtype, device,
+                     trust_remote_code=opts.trust_remote_code)
     assistant = Assistant(spec)
     model_prov = assistant.loaded.provenance()
     profile = assistant.profile.to_dict()

@@ -6,67 +6,8 @@ import argparse
 import json
 import sys
 
+from .cli_args import add_model_args, add_region_args, check_output_args, cutout_from_args, model_spec  # noqa: F401
 from .core.errors import RadioLlavaError
-
-
-def add_region_args(p: argparse.ArgumentParser, image_help: str = "FITS image or mosaic"):
-    """IMAGE, --hdu and one of --center/--box/--region (the returned group takes more choices)."""
-    p.add_argument("image", help=image_help)
-    p.add_argument("--hdu", default=None, help="HDU index or name (default: the first image HDU)")
-    p.add_argument("--plane", type=int, default=None, help="plane of a cube, 0-based (default: 0, with a warning)")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--center", help='sky centre "RA DEC" (degrees or sexagesimal); needs --size')
-    where.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
-                       help="pixel box, 0-based, X1/Y1 exclusive")
-    where.add_argument("--region", help="DS9/CRTF/FITS region file (its first shape's bounding box)")
-    p.add_argument("--size", help="cutout size with --center: 2arcmin, 90arcsec, 0.05deg")
-    p.add_argument("--frame", default="icrs", help="frame of --center: icrs (default), fk5, galactic")
-    return where
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="nano", help="nano (embedded), a model folder, or a hub id")
-    p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
-    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
-    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
-    add_trust_remote_code(p)
-
-
-def add_trust_remote_code(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow models that ship their own Python code (TinyLLaVA, original InternVL): loading "
-                        "one RUNS that code on this machine; only for models whose source you trust")
-
-
-def model_spec(args):
-    from .core.models import ModelSpec
-
-    return ModelSpec(args.model, args.adapter, args.quantize, args.dtype, args.device,
-                     trust_remote_code=getattr(args, "trust_remote_code", False))
-
-
-def cutout_from_args(args, image=None):
-    """The region that --center/--size, --box or --region names, cut from ``image`` (default: IMAGE)."""
-    from .core.image import RadioImage, parse_center, parse_size
-
-    image = image or RadioImage.open(args.image, hdu=args.hdu, plane=getattr(args, "plane", None))
-    if args.center is not None:
-        if not args.size:
-            raise RadioLlavaError("--center needs --size (e.g. --size 2arcmin)")
-        return image.cutout_sky(parse_center(args.center, args.frame), parse_size(args.size))
-    if args.box is not None:
-        return image.cutout_pixels(*args.box)
-    return image.cutout_region(args.region)
-
-
-def check_output_args(args, outputs: dict, allow_existing: bool = False) -> None:
-    """``outputs`` (flag → path) checked against the command's inputs and each other, before
-    anything is loaded (``core.files.check_outputs``)."""
-    from .core.files import check_outputs
-
-    inputs = [getattr(args, name, None) for name in ("image", "region")]
-    check_outputs(outputs, inputs, overwrite=allow_existing or getattr(args, "overwrite", False))
 
 
 def _write_outputs(args, boxes, wcs) -> list[str]:
@@ -250,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="model_command", required=True)
     t = msub.add_parser("tiny", help="build a tiny random model offline (tests, install checks)")
     t.add_argument("folder")
+    from .core.models import ModelSpec
     from .core.tiny import TINY_FAMILIES
 
     t.add_argument("--family", default="llava_onevision", choices=TINY_FAMILIES,
@@ -260,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("spec", help="nano, a model folder, or a hub id")
     t.add_argument("--adapter", help="a LoRA adapter folder (its preprocessing profile wins)")
     t.add_argument("--json", action="store_true", help="print one JSON object")
-    add_trust_remote_code(t)
+    ModelSpec.add_trust_remote_code(t)
     t.set_defaults(func=cmd_model_info)
     from .core.convert import add_convert_parser
 

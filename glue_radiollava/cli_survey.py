@@ -28,7 +28,7 @@ def _tiles(args, image):
 def cmd_scan(args) -> int:
     from tqdm import tqdm
 
-    from .cli import check_output_args, model_spec
+    from .cli_args import check_output_args, model_spec
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.processes import process_state
@@ -119,7 +119,7 @@ def cmd_scan(args) -> int:
 
 
 def add_scan_parser(sub) -> None:
-    from .cli import add_model_args
+    from .cli_args import add_model_args
 
     p = sub.add_parser("scan", help="tile a whole mosaic, ask a box task on every tile, write a catalogue",
                        description="Tile the mosaic (or a region of it), ask box tasks of the model on every "
@@ -155,7 +155,7 @@ def add_scan_parser(sub) -> None:
 def cmd_similar(args) -> int:
     from tqdm import tqdm
 
-    from .cli import check_output_args, cutout_from_args, model_spec
+    from .cli_args import check_output_args, cutout_from_args, model_spec
     from .core.assistant import Assistant
     from .core.models import quiet_transformers
     from .core.scan import plan_tiles
@@ -206,7 +206,7 @@ def cmd_similar(args) -> int:
 
 
 def add_similar_parser(sub) -> None:
-    from .cli import add_model_args, add_region_args
+    from .cli_args import add_model_args, add_region_args
 
     p = sub.add_parser("similar", help="rank the mosaic's tiles by likeness to a region, or by a description",
                        description="Find more like this: every tile of the mosaic is embedded once with the "

@@ -47,3 +47,45 @@ def test_ask_accepts_the_benchmark_codes():
     assert get_task("B3").name == "b3-radio-galaxy" and get_task("b6").name == "b6-fr-class"
     with pytest.raises(RadioLlavaError, match="B7 asks every box task"):
         get_task("B7")
+
+
+def _import_graph():
+    """module → the project modules it imports (at any depth in the file: lazy imports count too)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = {}
+    for pkg in ("glue_radiollava", "training", "benchmarks"):
+        for path in (root / pkg).rglob("*.py"):
+            rel = path.relative_to(root).with_suffix("")
+            name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+            modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[:len(base) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                subs = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in modules]
+                candidates = subs or [target]          # `from . import glue_data` imports the module only
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            edges |= {c for c in candidates if c in modules and c != name}
+        graph[name] = edges
+    return graph
+
+
+def test_no_import_circles():
+    """assistant⇄batching, panel⇄scan_panel, benchmarks data⇄runner and cli⇄cli_survey were circles."""
+    graph = _import_graph()
+    pairs = sorted(f"{a} ⇄ {b}" for a in graph for b in graph[a] if a < b and a in graph.get(b, set()))
+    assert pairs == []

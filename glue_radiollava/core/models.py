@@ -115,6 +115,28 @@ class ModelSpec:
         extra += ["trust_remote_code"] if self.trust_remote_code else []
         return self.model + (f" ({', '.join(extra)})" if extra else "")
 
+    @classmethod
+    def add_arguments(cls, p, device_help: str = "cpu, cuda, cuda:1 … (default: CUDA when available)") -> None:
+        """The model options every command shares (--model, --adapter, --quantize, --dtype, --device,
+        --trust-remote-code), on an argparse parser; ``from_args`` reads them back."""
+        p.add_argument("--model", default=NANO, help="nano (embedded), a model folder, or a hub id")
+        p.add_argument("--adapter", help="a LoRA adapter folder (peft)")
+        p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the LLM quantized (bitsandbytes)")
+        p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
+        p.add_argument("--device", help=device_help)
+        cls.add_trust_remote_code(p)
+
+    @staticmethod
+    def add_trust_remote_code(p) -> None:
+        p.add_argument("--trust-remote-code", action="store_true",
+                       help="allow models that ship their own Python code (TinyLLaVA, original InternVL): "
+                            "loading one RUNS that code on this machine; only for models whose source you trust")
+
+    @classmethod
+    def from_args(cls, args) -> "ModelSpec":
+        return cls(args.model, args.adapter, args.quantize, args.dtype, args.device,
+                   trust_remote_code=getattr(args, "trust_remote_code", False))
+
 
 @dataclass
 class LoadedModel:
