@@ -149,11 +149,11 @@ def test_the_wheel_changes_spin_boxes_and_combos_only_when_focused(app, qtbot):
 
 def test_export_buttons_follow_the_boxes_and_sections_fold(app, qtbot, data_dir):
     _, _, panel, _ = known_boxes_panel(app, data_dir)
-    buttons = (panel.export_regions_button, panel.export_table_button, panel.delete_button)
+    buttons = (panel.boxes.export_regions_button, panel.boxes.export_table_button, panel.boxes.delete_button)
     assert not any(b.isEnabled() for b in buttons) and not panel.save_transcript_action.isEnabled()
     ask_and_wait(qtbot, panel, task="boxes-extended")
     assert all(b.isEnabled() for b in buttons) and panel.save_transcript_action.isEnabled()
-    panel.delete_boxes([0, 1])
+    panel.boxes.delete([0, 1])
     assert not any(b.isEnabled() for b in buttons)
     assert panel.scan_section.progress.text() == "no run yet"          # not "0 / 1 tiles"
     assert panel.lower_tabs.tabText(0) == "Boxes" and panel.lower_tabs.currentIndex() == 0

@@ -126,17 +126,17 @@ def test_known_boxes_become_subsets_and_export_to_ds9(app, qtbot, data_dir, tmp_
     assert (roi.ymin, roi.ymax) == pytest.approx((119.5 + 15, 119.5 + 35))
     assert groups[0].style.color.lower() == "#ffa500"                     # EXTENDED: orange
     assert app.session.edit_subset_mode.edit_subset == []
-    assert panel.table.rowCount() == 2
-    out = panel.export_regions(tmp_path / "boxes.reg")
+    assert panel.boxes.table.rowCount() == 2
+    out = panel.boxes.export_regions(tmp_path / "boxes.reg")
     wcs = data.coords.celestial
     first = Regions.read(out)[0]
     centre = wcs.pixel_to_world(99.5 + 50, 119.5 + 25)
     assert first.center.separation(centre).arcsec < 0.01
     assert "EXTENDED #1 (radio-llava)" in out.read_text()
     before = out.read_bytes()
-    assert panel.export_regions(out) is None and "overwrite=True" in panel.message.text()   # never unasked
-    assert out.read_bytes() == before and panel.export_regions(out, overwrite=True) == out
-    table_path = panel.export_catalogue(tmp_path / "boxes.ecsv")
+    assert panel.boxes.export_regions(out) is None and "overwrite=True" in panel.message.text()   # never unasked
+    assert out.read_bytes() == before and panel.boxes.export_regions(out, overwrite=True) == out
+    table_path = panel.boxes.export_catalogue(tmp_path / "boxes.ecsv")
     from astropy.table import Table
 
     table = Table.read(table_path)
@@ -146,29 +146,29 @@ def test_known_boxes_become_subsets_and_export_to_ds9(app, qtbot, data_dir, tmp_
 def test_show_hide_delete_and_transcript_round_trip(app, qtbot, data_dir, tmp_path):
     data, viewer, panel, _ = known_boxes_panel(app, data_dir)
     ask_and_wait(qtbot, panel, task="boxes-compact")
-    group = panel.box_rows[0].group
+    group = panel.boxes.rows[0].group
     layer = next(ls for ls in viewer.state.layers if getattr(ls.layer, "group", None) is group)
-    panel.table.item(0, 0).setCheckState(QtCore.Qt.Unchecked)          # the Show checkbox
+    panel.boxes.table.item(0, 0).setCheckState(QtCore.Qt.Unchecked)          # the Show checkbox
     assert layer.visible is False
-    panel.set_box_visible(0, True)
+    panel.boxes.set_visible(0, True)
     assert layer.visible is True
-    before = [r.box.pixel_box for r in panel.box_rows]
+    before = [r.box.pixel_box for r in panel.boxes.rows]
     saved = panel.save_transcript(tmp_path / "session.json")
     doc = json.loads(saved.read_text())
-    assert doc["entries"][0]["boxes"][0]["ra"] == pytest.approx(panel.box_rows[0].box.ra)
-    panel.delete_boxes([0, 1])
-    assert panel.table.rowCount() == 0 and group not in app.data_collection.subset_groups
+    assert doc["entries"][0]["boxes"][0]["ra"] == pytest.approx(panel.boxes.rows[0].box.ra)
+    panel.boxes.delete([0, 1])
+    assert panel.boxes.table.rowCount() == 0 and group not in app.data_collection.subset_groups
     assert panel.load_transcript(saved, viewer) == 2
-    after = [r.box.pixel_box for r in panel.box_rows]
+    after = [r.box.pixel_box for r in panel.boxes.rows]
     assert np.allclose(before, after, atol=0.01)
     assert len([g for g in app.data_collection.subset_groups if "COMPACT" in g.label]) == 2
     # a damaged transcript (its second box has no position) changes nothing: all or nothing
     doc["entries"][0]["boxes"][1]["ra"] = float("nan")
     (tmp_path / "damaged.json").write_text(json.dumps(doc))
-    chat, rows = panel.chat.toPlainText(), panel.table.rowCount()
+    chat, rows = panel.chat.toPlainText(), panel.boxes.table.rowCount()
     assert panel.load_transcript(tmp_path / "damaged.json", viewer) == 0
     assert "damaged.json" in panel.message.text() and "box 1" in panel.message.text()
-    assert panel.chat.toPlainText() == chat and panel.table.rowCount() == rows
+    assert panel.chat.toPlainText() == chat and panel.boxes.table.rowCount() == rows
 
 
 def test_multi_turn_and_few_shot_reach_the_assistant(app, qtbot, data_dir):

@@ -40,14 +40,14 @@ class RadioLlavaConsole:
 
     @property
     def boxes(self):
-        return [row.box for row in self._need_panel().box_rows]
+        return [row.box for row in self._need_panel().boxes.rows]
 
     @property
     def regions(self):
         """Every box in the table as astropy sky regions."""
         from ..core.skyregions import to_regions
 
-        rows = self._need_panel().box_rows
+        rows = self._need_panel().boxes.rows
         if not rows:
             from regions import Regions
 
@@ -101,7 +101,7 @@ class RadioLlavaConsole:
 
     def _export(self, method: str, path, overwrite: bool):
         panel = self._need_panel()
-        out = getattr(panel, method)(path, overwrite=overwrite)
+        out = getattr(panel.boxes, method)(path, overwrite=overwrite)
         if out is None:                  # the panel shows why; the console raises it
             raise RuntimeError(panel.message.text())
         return out

@@ -82,6 +82,28 @@ def pixel_region_to_roi(region):
     return RectangularROI(bb.ixmin - 0.5, bb.ixmax - 0.5, bb.iymin - 0.5, bb.iymax - 0.5)
 
 
+def application_of(data_collection):
+    """The GlueApplication window whose data collection this is, or None."""
+    from glue_qt.app.application import GlueApplication
+    from qtpy import QtWidgets
+
+    for widget in QtWidgets.QApplication.topLevelWidgets():
+        if isinstance(widget, GlueApplication) and widget.data_collection is data_collection:
+            return widget
+    return None
+
+
+def viewer_showing(application, data):
+    """The first image viewer of ``application`` showing ``data`` as its reference, or None."""
+    from glue_qt.viewers.image import ImageViewer
+
+    for tab in application.viewers:
+        for viewer in tab:
+            if isinstance(viewer, ImageViewer) and viewer.state.reference_data is data:
+                return viewer
+    return None
+
+
 def first_image_viewer(application):
     """The application's first image viewer, or None."""
     from glue_qt.viewers.image import ImageViewer

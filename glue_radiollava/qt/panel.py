@@ -45,14 +45,6 @@ class RegionContext:
 
 
 @dataclass
-class BoxRow:
-    box: object                  # core SkyBox
-    group: object                # glue SubsetGroup
-    wcs: object
-    visible: bool = True
-
-
-@dataclass
 class Conversation:
     turns: list = field(default_factory=list)       # core Turn
 
@@ -74,8 +66,6 @@ class AssistantPanel(QtWidgets.QWidget):
         self.conversation = Conversation()
         self.examples: list = []
         self.answers: list = []          # core Answer objects, in order (the transcript)
-        self.box_rows: list[BoxRow] = []
-        self.box_counts: dict[str, int] = {}
         self.ask_regions = 0             # ask regions made so far (their labels count up)
         self.job: Job | None = None
         self._busy = False               # a job is running and its result not yet handled
@@ -242,29 +232,11 @@ class AssistantPanel(QtWidgets.QWidget):
 
         # Boxes, Scan and Find-more share one tab widget: the chat and the boxes fit a 768 px screen
         self.lower_tabs = QtWidgets.QTabWidget()
-        boxes_body = QtWidgets.QWidget()
-        blay = QtWidgets.QVBoxLayout(boxes_body)
-        self.table = QtWidgets.QTableWidget(0, 7)
-        self.table.setHorizontalHeaderLabels(["Show", "Class", "RA (deg)", "Dec (deg)", "Width (\")",
-                                              "Height (\")", "Score"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
-        self.table.itemChanged.connect(self._on_table_item_changed)
-        self.table.setMinimumHeight(60)
-        self.table.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Ignored)
-        blay.addWidget(self.table)
-        row = QtWidgets.QHBoxLayout()
-        self.delete_button = QtWidgets.QPushButton("Delete")
-        self.delete_button.clicked.connect(lambda: self.delete_boxes())
-        self.export_regions_button = export_regions = QtWidgets.QPushButton("Export regions…")
-        export_regions.clicked.connect(self._export_regions_dialog)
-        self.export_table_button = export_table = QtWidgets.QPushButton("Export catalogue…")
-        export_table.clicked.connect(self._export_catalogue_dialog)
-        for w in (self.delete_button, export_regions, export_table):
-            row.addWidget(w)
-        blay.addLayout(row)
-        self.lower_tabs.addTab(boxes_body, "Boxes")
+        from .boxes_section import BoxesSection
+
+        self.boxes = BoxesSection(self)
+        self.boxes.changed.connect(self._update_buttons)
+        self.lower_tabs.addTab(self.boxes, "Boxes")
 
         from .scan_panel import ScanSection
         from .similar_panel import SimilarSection
@@ -483,7 +455,7 @@ class AssistantPanel(QtWidgets.QWidget):
         return group
 
     def _region_file_dialog(self):
-        path = self._file_dialog(False, "Load region file", "Regions (*.reg *.ds9 *.crtf *.fits);;All files (*)")
+        path = self.ask_path(False, "Load region file", "Regions (*.reg *.ds9 *.crtf *.fits);;All files (*)")
         if path:
             self.region_from_file(path)
 
@@ -604,7 +576,7 @@ class AssistantPanel(QtWidgets.QWidget):
             self.conversation.turns.append(Turn(answer.question, answer.text))
         added = []
         if answer.boxes and not answer.cancelled:
-            added = self.add_boxes(answer.boxes, region)
+            added = self.boxes.add(answer.boxes, region)
         notes = list(answer.warnings)
         if answer.parsed.kind == "boxes" and answer.parsed.parsed and not answer.boxes and not notes:
             notes.append("the model found no such source")
@@ -617,22 +589,6 @@ class AssistantPanel(QtWidgets.QWidget):
         self.answer_ready.emit(answer)
 
     # ================================================================ boxes
-    def add_boxes(self, boxes, region: RegionContext | None = None) -> list[BoxRow]:
-        """Overlay SkyBoxes (pixel boxes of ``region``'s image) as glue subsets and table rows."""
-        region = region or self.region
-        numbers = []
-        for box in boxes:
-            key = box.label or "BOX"
-            self.box_counts[key] = self.box_counts.get(key, 0) + 1
-            numbers.append(self.box_counts[key])
-        groups = glue_data.add_box_subsets(self.session, region.x_att, region.y_att, boxes, numbers)
-        rows = [BoxRow(b, g, region.image.wcs) for b, g in zip(boxes, groups)]
-        for row in rows:
-            self._append_table_row(row)
-        self.box_rows.extend(rows)
-        self._update_buttons()
-        return rows
-
     def show_section(self, section):
         """Bring a tab (the Boxes page, the Scan or Find-more section) to the front."""
         for index in range(self.lower_tabs.count()):
@@ -641,52 +597,10 @@ class AssistantPanel(QtWidgets.QWidget):
                 self.lower_tabs.setCurrentIndex(index)
 
     def _update_buttons(self):
-        """Export and delete only when there are boxes; saving a transcript only with answers."""
-        self.lower_tabs.setTabText(0, f"Boxes ({len(self.box_rows)})" if self.box_rows else "Boxes")
-        for button in (self.delete_button, self.export_regions_button, self.export_table_button):
-            button.setEnabled(bool(self.box_rows))
+        """The Boxes tab counts its boxes; saving a transcript only with answers."""
+        rows = self.boxes.rows
+        self.lower_tabs.setTabText(0, f"Boxes ({len(rows)})" if rows else "Boxes")
         self.save_transcript_action.setEnabled(bool(self.answers))
-
-    def _append_table_row(self, row: BoxRow):
-        b = row.box
-        self.table.blockSignals(True)
-        r = self.table.rowCount()
-        self.table.insertRow(r)
-        show = QtWidgets.QTableWidgetItem()
-        show.setFlags(QtCore.Qt.ItemIsUserCheckable | QtCore.Qt.ItemIsEnabled | QtCore.Qt.ItemIsSelectable)
-        show.setCheckState(QtCore.Qt.Checked if row.visible else QtCore.Qt.Unchecked)
-        self.table.setItem(r, 0, show)
-        values = [row.group.label if row.group is not None else (b.label or "BOX"), f"{b.ra:.6f}",
-                  f"{b.dec:+.6f}", f"{b.width_arcsec:.1f}", f"{b.height_arcsec:.1f}",
-                  "" if b.score is None else f"{b.score:.3f}"]
-        for c, value in enumerate(values, 1):
-            self.table.setItem(r, c, QtWidgets.QTableWidgetItem(value))
-        self.table.blockSignals(False)
-
-    def _on_table_item_changed(self, item):
-        if item.column() != 0 or item.row() >= len(self.box_rows):
-            return
-        self.set_box_visible(item.row(), item.checkState() == QtCore.Qt.Checked)
-
-    def set_box_visible(self, index: int, visible: bool):
-        row = self.box_rows[index]
-        row.visible = visible
-        glue_data.set_group_visible(self.application, row.group, visible)
-        item = self.table.item(index, 0)
-        if (item.checkState() == QtCore.Qt.Checked) != visible:
-            self.table.blockSignals(True)
-            item.setCheckState(QtCore.Qt.Checked if visible else QtCore.Qt.Unchecked)
-            self.table.blockSignals(False)
-
-    def delete_boxes(self, indices=None):
-        """Delete the selected rows (or ``indices``) and their subsets from the session."""
-        if indices is None:
-            indices = sorted({i.row() for i in self.table.selectedIndexes()})
-        for index in sorted(indices, reverse=True):
-            row = self.box_rows.pop(index)
-            glue_data.remove_group(self.session.data_collection, row.group)
-            self.table.removeRow(index)
-        self._update_buttons()
 
     # ================================================================ few-shot
     def pin_example(self, answer_text: str | None = None) -> bool:
@@ -711,42 +625,6 @@ class AssistantPanel(QtWidgets.QWidget):
         self._append_chat("\n— new conversation —\n")
 
     # ================================================================ export
-    def _boxes_and_wcs(self, only_visible: bool = False):
-        rows = [r for r in self.box_rows if r.visible or not only_visible]
-        if not rows:
-            raise RadioLlavaError("there are no boxes to export yet")
-        return [r.box for r in rows], rows[0].wcs
-
-    def export_regions(self, path, overwrite: bool = False) -> Path | None:
-        """The boxes as sky regions; an existing file is replaced only with ``overwrite`` (the
-        file dialog asks first and passes it)."""
-        from ..core.files import check_outputs
-        from ..core.skyregions import write_regions
-
-        try:
-            check_outputs({"the region file": path}, overwrite=overwrite, hint="pass overwrite=True")
-            boxes, wcs = self._boxes_and_wcs()
-            out = write_regions(path, boxes, wcs)
-        except RadioLlavaError as exc:
-            self.error(str(exc))
-            return None
-        self.info(f"wrote {len(boxes)} regions to {out}")
-        return out
-
-    def export_catalogue(self, path, overwrite: bool = False) -> Path | None:
-        from ..core.files import check_outputs
-        from ..core.skyregions import write_catalogue
-
-        try:
-            check_outputs({"the catalogue": path}, overwrite=overwrite, hint="pass overwrite=True")
-            boxes, _ = self._boxes_and_wcs()
-            out = write_catalogue(path, boxes)
-        except RadioLlavaError as exc:
-            self.error(str(exc))
-            return None
-        self.info(f"wrote {len(boxes)} rows to {out}")
-        return out
-
     def save_transcript(self, path, overwrite: bool = False) -> Path | None:
         from ..core.files import check_outputs
         from ..core.transcript import save_transcript
@@ -777,7 +655,7 @@ class AssistantPanel(QtWidgets.QWidget):
         for entry, boxes in zip(entries, placed):
             self._append_chat(f"\nYou: {entry.get('question', '')}\nradio-llava: {entry.get('answer', '')}\n")
             if boxes:
-                self.add_boxes(boxes, region)
+                self.boxes.add(boxes, region)
                 count += len(boxes)
         self.info(f"loaded {len(entries)} answers and {count} boxes from {path}")
         return count
@@ -794,28 +672,19 @@ class AssistantPanel(QtWidgets.QWidget):
         return RegionContext("transcript", data, viewer.state.x_att, viewer.state.y_att, image, None,
                              viewer=viewer)
 
-    def _file_dialog(self, save: bool, title: str, filters: str):
+    def ask_path(self, save: bool, title: str, filters: str):
+        """A file name from Qt's dialog (save: it asks before replacing a file), or None."""
         dialog = QtWidgets.QFileDialog.getSaveFileName if save else QtWidgets.QFileDialog.getOpenFileName
         path, _ = dialog(self, title, "", filters)
         return path or None
 
-    def _export_regions_dialog(self):
-        path = self._file_dialog(True, "Export regions", "DS9 (*.reg);;CRTF (*.crtf);;FITS (*.fits)")
-        if path:
-            self.export_regions(path, overwrite=True)      # Qt's dialog asked before replacing
-
-    def _export_catalogue_dialog(self):
-        path = self._file_dialog(True, "Export catalogue", "ECSV (*.ecsv);;CSV (*.csv);;FITS (*.fits)")
-        if path:
-            self.export_catalogue(path, overwrite=True)
-
     def _save_transcript_dialog(self):
-        path = self._file_dialog(True, "Save transcript", "JSON (*.json)")
+        path = self.ask_path(True, "Save transcript", "JSON (*.json)")
         if path:
             self.save_transcript(path, overwrite=True)
 
     def _load_transcript_dialog(self):
-        path = self._file_dialog(False, "Load transcript", "JSON (*.json)")
+        path = self.ask_path(False, "Load transcript", "JSON (*.json)")
         if path:
             self.load_transcript(path)
 

@@ -409,7 +409,7 @@ class ScanSection(TileSection):
             self.resume_scan(path)
 
     def _export_dialog(self):
-        path = self.panel._file_dialog(True, "Export scan", "ECSV catalogue (*.ecsv);;FITS table (*.fits);;"
+        path = self.panel.ask_path(True, "Export scan", "ECSV catalogue (*.ecsv);;FITS table (*.fits);;"
                                        "CSV (*.csv);;DS9 regions (*.reg);;CRTF regions (*.crtf)")
         if path:
             self.export_scan(path)

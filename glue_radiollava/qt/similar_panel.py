@@ -351,7 +351,7 @@ class SimilarSection(TileSection):
         return out
 
     def _export_dialog(self):
-        path = self.panel._file_dialog(True, "Export results", "DS9 regions (*.reg);;CRTF regions (*.crtf);;"
+        path = self.panel.ask_path(True, "Export results", "DS9 regions (*.reg);;CRTF regions (*.crtf);;"
                                        "ECSV table (*.ecsv);;CSV (*.csv);;FITS table (*.fits)")
         if path:
             self.export_results(path)

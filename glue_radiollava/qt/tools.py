@@ -50,37 +50,17 @@ class AskCircleMode(_AskMode, CircleMode):
     tool_tip = "Draw a circle to ask the radio-llava assistant about it (its bounding square)"
 
 
-def _application_of(data_collection):
-    from glue_qt.app.application import GlueApplication
-    from qtpy import QtWidgets
-
-    for widget in QtWidgets.QApplication.topLevelWidgets():
-        if isinstance(widget, GlueApplication) and widget.data_collection is data_collection:
-            return widget
-    return None
-
-
-def _viewer_showing(application, data):
-    from glue_qt.viewers.image import ImageViewer
-
-    for tab in application.viewers:
-        for viewer in tab:
-            if isinstance(viewer, ImageViewer) and viewer.state.reference_data is data:
-                return viewer
-    return None
-
-
 def ask_about_subset(layer, data_collection):
     """Right-click on a subset (or subset group) → ask radio-llava about its bounding box."""
     from glue.core.subset_group import SubsetGroup
 
-    application = _application_of(data_collection)
+    application = glue_data.application_of(data_collection)
     if application is None:
         return
     panel = get_panel(application)
     subsets = layer.subsets if isinstance(layer, SubsetGroup) else [layer]
     for subset in subsets:
-        viewer = _viewer_showing(application, subset.data)
+        viewer = glue_data.viewer_showing(application, subset.data)
         if viewer is None:
             continue
         try:
