@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.files import atomic_write_text
+from glue_radiollava.core.files import JsonlAppender, atomic_write_text, read_jsonl
 from glue_radiollava.core.processes import process_state
 
 from . import data as bdata
@@ -89,14 +89,9 @@ def read_predictions(folder: Path) -> dict[tuple[str, str], dict]:
     out = {}
     files = [folder / PREDICTIONS] + sorted(folder.glob("predictions.rank*.jsonl"))
     for path in files:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue   # a line cut short by an interruption
-            out[(rec["task"], rec["id"])] = rec
+        if path.is_file():
+            for rec in read_jsonl(path):      # a line cut short by an interruption is left out
+                out[(rec["task"], rec["id"])] = rec
     return out
 
 
@@ -351,36 +346,17 @@ def _versions() -> dict:
     return out
 
 
-def _drop_torn_lines(path: Path) -> None:
-    """Rewrite a predictions file without lines an interruption cut short (so appending is safe)."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines()
-    good = []
-    for line in lines:
-        try:
-            json.loads(line)
-        except ValueError:
-            continue
-        good.append(line + "\n")
-    if len(good) != len(lines) or not path.read_text().endswith("\n"):
-        atomic_write_text(path, "".join(good))
-
-
-def _check_out(out: Path, opts: RunOptions, main: bool = True) -> dict:
+def _check_out(out: Path, opts: RunOptions) -> dict:
     """The earlier run's records when resuming; refuse to overwrite a run otherwise.
 
-    Every process checks (and fails alike, so none waits for the others forever); only the main
-    one rewrites files.
+    Every process checks (and fails alike, so none waits for the others forever); nothing is
+    rewritten (each process's appender cuts a torn last line of its own file).
     """
     has_run = out.is_dir() and ((out / PREDICTIONS).exists() or any(out.glob("predictions.rank*.jsonl")))
     if has_run and not opts.resume:
         raise RadioLlavaError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if not has_run:
         return {}
-    if main:
-        for path in [out / PREDICTIONS, *out.glob("predictions.rank*.jsonl")]:
-            _drop_torn_lines(path)
     old = out / RUN
     if old.is_file():
         try:
@@ -433,7 +409,7 @@ def run(opts: RunOptions) -> dict | None:
         torch.set_num_threads(int(opts.threads))
     out = Path(opts.out)
     state = process_state(opts.device)
-    done = _check_out(out, opts, main=state.is_main_process)
+    done = _check_out(out, opts)
     state.wait_for_everyone()
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -462,12 +438,10 @@ def run(opts: RunOptions) -> dict | None:
             bar = tqdm(total=len(mine), desc=f"{code} ({runner.mode})", unit="img", leave=True,
                        disable=not opts.progress or not state.is_local_main_process, file=sys.stderr)
             try:
-                with open(part, "a") as f:
+                with JsonlAppender(part, default=_jsonable) as f:   # cuts a torn last line first
                     try:
                         for recs in run_batches(runner, mine, opts.batch_size):
-                            for rec in recs:
-                                f.write(json.dumps(rec, default=_jsonable) + "\n")
-                            f.flush()
+                            f.write(*recs)
                             bar.update(len(recs))
                     except RadioLlavaError as exc:
                         raise RadioLlavaError(f"{exc} (predictions so far are in {out}; fix it and "

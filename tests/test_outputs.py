@@ -171,3 +171,21 @@ def test_new_files_get_the_modes_a_plain_open_gives(umask, mode, mosaic, tmp_pat
     assert done.returncode == 0, done.stderr
     for name in ("b.reg", "b.ecsv"):
         assert oct((tmp_path / name).stat().st_mode & 0o777) == oct(mode)
+
+
+def test_jsonl_files_survive_a_torn_last_line_and_name_a_damaged_one(tmp_path):
+    """The one reader/appender of scan journals and benchmark predictions."""
+    from glue_radiollava.core.errors import RadioLlavaError
+    from glue_radiollava.core.files import JsonlAppender, read_jsonl
+
+    path = tmp_path / "log.jsonl"
+    with JsonlAppender(path) as f:
+        f.write({"n": 1}, {"n": 2})
+    path.write_text(path.read_text() + '{"n": 3, "cut sho')          # a crash mid-line
+    assert read_jsonl(path) == [{"n": 1}, {"n": 2}]                    # the torn record is redone
+    with JsonlAppender(path) as f:
+        f.write({"n": 3})
+    assert read_jsonl(path) == [{"n": 1}, {"n": 2}, {"n": 3}] and path.read_text().endswith("}\n")
+    path.write_text('{"n": 1}\nnot json\n{"n": 3}\n')
+    with pytest.raises(RadioLlavaError, match="line 2 is not JSON"):
+        read_jsonl(path)

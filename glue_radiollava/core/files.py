@@ -93,6 +93,56 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file that ``JsonlAppender`` writes (scan journals, benchmark
+    predictions). A last line a crash cut short is left out (its record is simply redone); any
+    other line that is not JSON means a damaged file: one error naming the line."""
+    import json
+
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if n == len(lines):
+                continue
+            raise RadioLlavaError(f"{path}: line {n} is not JSON; the file is damaged — remove it (or that "
+                                  "line) to start again") from None
+    return out
+
+
+class JsonlAppender:
+    """Append records to a JSON-lines file, one line each, flushed after every ``write``: a crash
+    loses at most the line being written. A last line an earlier crash cut short is removed first,
+    so new records start on a line of their own. Use as a context manager."""
+
+    def __init__(self, path: str | Path, default=None):
+        self.path = Path(path)
+        self.default = default
+        self._file = None
+
+    def __enter__(self) -> "JsonlAppender":
+        if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(self.path, "r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
+        self._file = open(self.path, "a")
+        return self
+
+    def write(self, *records: dict) -> None:
+        import json
+
+        for rec in records:
+            self._file.write(json.dumps(rec, default=self.default) + "\n")
+        self._file.flush()
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+
 def data_root(root: str | Path | None = None) -> Path:
     """The shared data folder: ``root``, else $RADIOLLAVA_DATA, else ``../shared/data`` beside the repo."""
     if root:

@@ -21,6 +21,7 @@ main process gathers the parts (``gather_journals``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import RadioLlavaError
-from .files import atomic_write_text
+from .files import JsonlAppender, atomic_write_text, read_jsonl
 from .skyregions import SkyBox, write_catalogue, write_regions
 
 JOURNAL_SUFFIX = ".scan.jsonl"
@@ -206,16 +207,6 @@ def _journal_files(journal: Path) -> list[Path]:
     return [journal] * journal.exists() + sorted(journal.parent.glob(f"{stem}.rank*{JOURNAL_SUFFIX}"))
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a crash left half-written, so appended records start on a line of their own."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
 def check_journal(journal: Path, resume: bool) -> None:
     """Refuse to start over an earlier scan's journal unless resuming. Sharded runs call this on
     every process before any of them writes (then pass ``resume=True`` to ``scan``)."""
@@ -234,15 +225,7 @@ def read_journal(journal: Path, header: dict | None = None) -> tuple[dict, dict[
     files = _journal_files(journal)
     found_header, records = None, {}
     for path in files:
-        lines = path.read_text().splitlines()
-        for n, line in enumerate(lines, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                if n == len(lines):        # a line cut by a crash: that tile is simply redone
-                    continue
-                raise RadioLlavaError(f"{path}: line {n} is not JSON; the journal is damaged — "
-                                      "remove it to scan again from the start") from None
+        for rec in read_jsonl(path):       # a line cut by a crash is left out: that tile is redone
             if "header" in rec:
                 if header is not None and rec["header"] != header:
                     diff = sorted(k for k in set(header) | set(rec["header"])
@@ -362,16 +345,14 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
     t0 = time.perf_counter()
     part = _part(journal, rank, count) if journal is not None else None
     records: dict[int, dict] = dict(done)
-    f = None
-    try:
+    with contextlib.ExitStack() as stack:
+        f = None
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
             fresh = not part.exists()
-            _drop_torn_tail(part)
-            f = open(part, "a")
+            f = stack.enter_context(JsonlAppender(part))
             if fresh:
-                f.write(json.dumps({"header": header}) + "\n")
-                f.flush()
+                f.write({"header": header})
         finished = total - len(mine)
         if on_progress:
             on_progress(finished, total)
@@ -391,18 +372,14 @@ def scan(image, detector, tiles: Sequence[Tile], journal: str | Path | None = No
                 dets = [Detection(b, t.index, task, _cut_by_tile(b.pixel_box, t, bounds)) for task, b in found]
                 new.append({"tile": t.index, "box": t.to_list(), "blank": False,
                             "boxes": [d.to_dict() for d in dets], "answers": raw})
-            for rec in sorted(new, key=lambda r: r["tile"]):
+            new.sort(key=lambda r: r["tile"])
+            for rec in new:
                 records[rec["tile"]] = rec
-                if f is not None:
-                    f.write(json.dumps(rec) + "\n")
             if f is not None:
-                f.flush()
+                f.write(*new)
             finished += len(batch)
             if on_progress:
                 on_progress(finished, total)
-    finally:
-        if f is not None:
-            f.close()
     if journal is not None:          # other ranks' tiles count too (resume, or after gathering)
         result = result_from_journal(journal, tiles, keep, iou)
     else:
