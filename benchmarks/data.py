@@ -222,13 +222,12 @@ def derive_truth(bench: BenchTask, label) -> tuple[str, ...]:
                              f"({', '.join(MULTILABELS)})")
         if bench.kind == "multi":
             return tuple(v for v in bench.labels if v in labels)
-        if bench.code == "B3":
-            return ("Yes",) if "RADIO-GALAXY" in labels else ("No",)
-        if bench.code == "B4":
-            return ("Yes",) if "ARTIFACT" in labels else ("No",)
-        if bench.code == "B5":
+        rule = bench.task.truth_from if bench.task is not None else None     # the task file says how
+        if rule == "peculiarity":
             return (peculiarity_of(labels),)
-        raise ValueError(f"a label list gives no {bench.code} class")
+        if rule in MULTILABELS and bench.kind == "yesno":
+            return ("Yes",) if rule in labels else ("No",)
+        raise ValueError(f"a label list gives no {bench.code} class (its task names no truth_from)")
     if isinstance(label, bool) and bench.kind == "yesno":
         return ("Yes",) if label else ("No",)
     if not isinstance(label, str) or not label.strip():

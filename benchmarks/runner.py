@@ -32,8 +32,6 @@ from .tasks import BenchTask, answer_text, box_tasks, candidates, decide
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 RUN = "run.json"
-MAX_NEW_TOKENS = {"boxes": 512}          # everything else: DEFAULT_MAX_NEW_TOKENS
-DEFAULT_MAX_NEW_TOKENS = 32
 # options that must match when a run is resumed
 RESUME_KEYS = ("data", "model", "adapter", "quantize", "mode", "shots", "shots_from", "limit", "seed",
                "max_new_tokens", "iou", "classes", "bootstrap", "dtype")
@@ -431,7 +429,7 @@ def run(opts: RunOptions) -> dict | None:
     for code, (ds, shots, samples) in plans.items():
         bench = ds.bench
         todo = [s for s in samples if (code, s.id) not in done]
-        max_new = opts.max_new_tokens or MAX_NEW_TOKENS.get(bench.kind, DEFAULT_MAX_NEW_TOKENS)
+        max_new = opts.max_new_tokens or bench.max_new_tokens
         examples = make_examples(assistant, bench, shots)
         runner = TaskRunner(assistant, bench, opts.mode, examples, max_new)
         with state.split_between_processes(todo) as mine:
@@ -469,7 +467,7 @@ def run(opts: RunOptions) -> dict | None:
             "catalogue_task": bench.task.name if bench.task else {c: box[c].name for c in bench.labels},
             "data": opts.data, "origin": ds.origin, "data_notes": ds.notes, "seed": opts.seed,
             "shots": len(shots), "shot_ids": [s.id for s in shots], "limit": opts.limit,
-            "max_new_tokens": opts.max_new_tokens or MAX_NEW_TOKENS.get(bench.kind, DEFAULT_MAX_NEW_TOKENS),
+            "max_new_tokens": opts.max_new_tokens or bench.max_new_tokens,
         }
         shot_ids[code] = [s.id for s in shots]
         metrics[code] = m

@@ -16,6 +16,7 @@ from glue_radiollava.core.tasks import Task, load_tasks
 
 CODES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
 DETECTION = "B7"
+DEFAULT_MAX_NEW_TOKENS = 32      # a task file that names no max_new_tokens: a closed-set answer
 UNPARSED = "UNPARSED"   # the prediction recorded for an answer that could not be read
 
 
@@ -37,10 +38,20 @@ class BenchTask:
     def prompt(self) -> str | None:
         return self.task.prompt if self.task is not None else None
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The answer's token budget, from the task file (B7: the largest of its box tasks')."""
+        if self.task is not None:
+            return self.task.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+        return max((t.max_new_tokens or DEFAULT_MAX_NEW_TOKENS for t in box_tasks().values()),
+                   default=DEFAULT_MAX_NEW_TOKENS)
+
 
 def box_tasks() -> dict[str, Task]:
-    """Box class → the catalogue task that asks for that class's boxes."""
-    return {t.box_class: t for t in load_tasks().values() if t.kind == "boxes" and t.box_class}
+    """Box class → the catalogue task that asks for that class's boxes: the box tasks the catalogue
+    puts in B7 (``benchmark: B7``)."""
+    return {t.box_class: t for t in load_tasks().values()
+            if t.kind == "boxes" and t.box_class and (t.benchmark or "").upper() == DETECTION}
 
 
 def get_bench(code: str) -> BenchTask:

@@ -45,7 +45,7 @@ def test_ask_accepts_the_benchmark_codes():
     from glue_radiollava.core.tasks import get_task
 
     assert get_task("B3").name == "b3-radio-galaxy" and get_task("b6").name == "b6-fr-class"
-    with pytest.raises(RadioLlavaError, match="B7 asks every box task"):
+    with pytest.raises(RadioLlavaError, match="B7 asks: boxes-compact"):
         get_task("B7")
 
 

@@ -283,3 +283,31 @@ def test_an_answer_about_another_class_is_flagged_not_read_as_none():
     assert parse_answer(get_task("boxes-extended-multisland").negative_answer, extended).unparsed
     assert parse_answer(extended.negative_answer, extended).parsed
     assert parse_answer("No.", compact).parsed                           # a plain no stays a no
+
+
+def test_benchmark_rules_are_task_data():
+    """Budgets, how a yes/no truth derives from a label list, B7's box tasks and the paraphrases are
+    read from resources/tasks, not written in code."""
+    from benchmarks.data import derive_truth
+    from benchmarks.tasks import box_tasks, get_bench
+    from glue_radiollava.core.tasks import get_task, load_tasks
+
+    assert get_task("b3-radio-galaxy").truth_from == "RADIO-GALAXY" and get_task("b4-ring-artefact").truth_from
+    assert derive_truth(get_bench("B3"), ["RADIO-GALAXY", "COMPACT"]) == ("Yes",)
+    assert derive_truth(get_bench("B4"), ["COMPACT"]) == ("No",)
+    assert derive_truth(get_bench("B5"), ["EXTENDED"]) == ("COMPLEX",)
+    assert get_bench("B7").max_new_tokens == 512 and get_bench("B3").max_new_tokens == 32
+    assert set(box_tasks()) == {t.box_class for t in load_tasks().values() if t.kind == "boxes" and t.benchmark == "B7"}
+    assert get_task("b3-radio-galaxy").paraphrases[0].startswith("Is there an extended radio galaxy")
+
+
+def test_task_budget_and_paraphrases_are_validated(tmp_path):
+    from glue_radiollava.core.tasks import TaskError, load_tasks
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- name: t\n  kind: yesno\n  prompt: Is it?\n  max_new_tokens: 0\n")
+    with pytest.raises(TaskError, match="max_new_tokens"):
+        load_tasks(tmp_path)
+    bad.write_text("- name: t\n  kind: yesno\n  prompt: Is it?\n  paraphrases: Is it really?\n")
+    with pytest.raises(TaskError, match="paraphrases"):
+        load_tasks(tmp_path)

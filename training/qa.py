@@ -32,11 +32,6 @@ BORDER_QUESTIONS = (
     "Is there any blank pixel region at the edges of the image?\nAnswer concisely: Yes or No.",
     "Does the image contain blank (NaN) regions along its borders?\nAnswer concisely: Yes or No.",
 )
-PARAPHRASES = {
-    "b3-radio-galaxy": ("Is there an extended radio galaxy in this image?\nAnswer concisely: Yes or No.",),
-    "b4-ring-artefact": ("Are any bright sources in the image surrounded by ring-shaped imaging "
-                         "artefacts?\nAnswer concisely: Yes or No.",),
-}
 
 INTRO = ("The image is a radio astronomical image cutout extracted from a larger radio-continuum "
          "Stokes-I map produced by an interferometer telescope.")
@@ -210,7 +205,7 @@ def default_turns(facts: ImageFacts, rng, phrasing: str = "catalogue") -> list[T
 
     def ask(name: str, answer: str):
         task = get_task(name)
-        turns.append(Turn(_pick(rng, task.prompt, PARAPHRASES.get(name), phrasing), answer, name))
+        turns.append(Turn(_pick(rng, task.prompt, task.paraphrases, phrasing), answer, name))
 
     if facts.labels is not None:
         b1 = get_task("b1-extended-diffuse")                     # its labels and "none" from the YAML
@@ -253,7 +248,7 @@ def question_index() -> dict[str, str]:
     index.update({q: "border" for q in BORDER_QUESTIONS})
     for task in load_tasks().values():
         index[task.prompt.strip()] = task.name
-        for q in PARAPHRASES.get(task.name, ()):
+        for q in task.paraphrases:
             index[q] = task.name
         if task.kind == "boxes":
             index[_box_paraphrase(task)] = task.name

@@ -48,6 +48,9 @@ class Task:
     negative_answer: str | None = None
     phrase: str | None = None        # what a box task looks for, in words ("compact radio source")
     phrasings: tuple[tuple[str, str], ...] = ()   # (phrasing, prompt): how other families are asked
+    max_new_tokens: int | None = None             # the answer's token budget (None: the caller's default)
+    truth_from: str | None = None    # a yes/no benchmark's truth from a label list: "Yes" when it holds this
+    paraphrases: tuple[str, ...] = ()             # other wordings of the prompt (training data)
 
     def prompt_for(self, phrasing: str | None = None) -> str:
         """The prompt for a family's ``phrasing`` (``Family.phrasing``); ``prompt`` when there is none."""
@@ -55,7 +58,7 @@ class Task:
 
 
 _KEYS = tuple(f.name for f in fields(Task))
-_OPTIONAL_STR_KEYS = ("none_label", "box_class", "benchmark", "negative_answer", "phrase")
+_OPTIONAL_STR_KEYS = ("none_label", "box_class", "benchmark", "negative_answer", "phrase", "truth_from")
 PHRASINGS_KEY = "phrasings"
 
 
@@ -90,11 +93,11 @@ def get_task(name: str) -> Task:
     code = str(name).strip().upper()
     if re.fullmatch(r"B\d+", code):
         found = [t for t in tasks.values() if (t.benchmark or "").upper() == code]
-        if found:
+        if len(found) == 1:
             return found[0]
-        boxes = ", ".join(t.name for t in tasks.values() if t.kind == "boxes")
-        raise TaskError(f"benchmark {code} is not one question (B7 asks every box task: {boxes}); "
-                        "give one of those, or use `radiollava bench run --task B7`")
+        if found:
+            raise TaskError(f"benchmark {code} is not one question ({code} asks: {', '.join(t.name for t in found)}); "
+                            f"give one of those, or use `radiollava bench run --task {code}`")
     try:
         return tasks[name]
     except KeyError:
@@ -230,6 +233,12 @@ def _make_task(path: Path, index: int, entry: Any) -> Task:
         isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in phrasings.items()
     ):
         raise fail("phrasings", "expected a mapping of phrasing → prompt (strings)")
+    budget = entry.get("max_new_tokens")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise fail("max_new_tokens", "expected a whole number of at least 1")
+    paraphrases = entry.get("paraphrases") or []
+    if not isinstance(paraphrases, list) or not all(isinstance(q, str) and q.strip() for q in paraphrases):
+        raise fail("paraphrases", "expected a list of question texts")
     if kind == "yesno":
         if labels and tuple(labels) != YESNO_LABELS:
             raise fail("labels", 'a yesno task has labels ["Yes", "No"]')
@@ -247,4 +256,7 @@ def _make_task(path: Path, index: int, entry: Any) -> Task:
         negative_answer=entry.get("negative_answer"),
         phrase=entry.get("phrase"),
         phrasings=tuple((k, v.strip()) for k, v in phrasings.items()),
+        max_new_tokens=budget,
+        truth_from=entry.get("truth_from"),
+        paraphrases=tuple(q.strip("\n") for q in paraphrases),
     )
