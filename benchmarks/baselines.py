@@ -28,23 +28,23 @@ import numpy as np
 
 from glue_radiollava.core.embeddings import vision_features
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.finders import (COMPACT_SIZE, FINDERS, FinderDetector, IslandsFinder, PixelBeam,  # noqa: F401
-                                          ellipse_box, find_in_image, find_islands, local_noise, make_finder)
+from glue_radiollava.core.files import atomic_write_text
+from glue_radiollava.core.finders import FinderDetector, IslandsFinder, PixelBeam, ellipse_box, find_in_image, make_finder
 from glue_radiollava.core.transform import radec_to_pixel
 
 from . import data as bdata
-from .runner import METRICS, PREDICTIONS, RUN, _jsonable, _versions, atomic_write_text, metrics_for, \
-    render_sample, write_json
-from .scoring import classification_metrics
+from .records import METRICS, PREDICTIONS, RUN, versions, write_json, write_predictions
+from .runner import render_sample
+from .scoring import classification_metrics, metrics_for
 
 
 
 # ------------------------------------------------------------------ shared writing
 def _write_run(out: Path, records: list[dict], metrics: dict, info: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
+    write_predictions(out, records)
     write_json(out / METRICS, metrics)
-    write_json(out / RUN, {**info, "versions": _versions(),
+    write_json(out / RUN, {**info, "versions": versions(),
                            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 

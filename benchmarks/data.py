@@ -429,3 +429,46 @@ def write_reference(ds: Dataset, out: str | Path) -> Path:
     from glue_radiollava.core.files import atomic_write_text
 
     return atomic_write_text(out, json.dumps(to_reference(ds), indent=1) + "\n")
+
+
+# ------------------------------------------------------------------ sample selection
+def choose_shots(samples, k: int, seed: int):
+    """``k`` examples, class-balanced (round robin over truths, seeded), and the rest."""
+    if k <= 0:
+        return [], list(samples)
+    if k >= len(samples):
+        raise RadioLlavaError(f"--shots {k} leaves no sample to evaluate (the set has {len(samples)}); "
+                              "use fewer shots or --shots-from another set")
+    chosen = pick_balanced(samples, k, seed)
+    ids = {s.id for s in chosen}
+    return chosen, [s for s in samples if s.id not in ids]
+
+
+def pick_balanced(samples, k: int, seed: int):
+    """``k`` of ``samples`` (at most all), round robin over their truths, seeded."""
+    import random
+
+    rng = random.Random(seed)
+    groups: dict = {}
+    for s in samples:
+        groups.setdefault(s.truth, []).append(s)
+    for g in groups.values():
+        rng.shuffle(g)
+    keys = sorted(groups)
+    chosen = []
+    k = min(k, len(samples))
+    while len(chosen) < k:
+        for key in keys:
+            if groups[key] and len(chosen) < k:
+                chosen.append(groups[key].pop())
+    return chosen
+
+
+def limit_samples(samples, limit: int | None, seed: int):
+    """A seeded random ``limit`` of the samples, in their original order (all when None)."""
+    import random
+
+    if not limit or limit >= len(samples):
+        return list(samples)
+    keep = set(random.Random(seed).sample(range(len(samples)), int(limit)))
+    return [s for i, s in enumerate(samples) if i in keep]

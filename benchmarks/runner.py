@@ -22,16 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from glue_radiollava.core.errors import RadioLlavaError
-from glue_radiollava.core.files import JsonlAppender, atomic_write_text, read_jsonl
+from glue_radiollava.core.files import JsonlAppender
 from glue_radiollava.core.processes import process_state
 
 from . import data as bdata
-from .scoring import classification_metrics, detection_counts, detection_metrics
+from .records import METRICS, PREDICTIONS, RUN, jsonable, read_predictions, versions, write_json, write_predictions
+from .scoring import metrics_for, throughput
 from .tasks import BenchTask, answer_text, box_tasks, candidates, decide
 
-PREDICTIONS = "predictions.jsonl"
-METRICS = "metrics.json"
-RUN = "run.json"
 # options that must match when a run is resumed
 RESUME_KEYS = ("data", "model", "adapter", "quantize", "mode", "shots", "shots_from", "limit", "seed",
                "max_new_tokens", "iou", "classes", "bootstrap", "dtype")
@@ -63,34 +61,6 @@ class RunOptions:
     progress: bool = True
     name: str | None = None
     threads: int | None = None
-
-
-# ------------------------------------------------------------------ small file helpers
-def write_json(path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
-
-
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (set, tuple)):
-        return list(v)
-    if isinstance(v, Path):
-        return str(v)
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
-
-
-def read_predictions(folder: Path) -> dict[tuple[str, str], dict]:
-    """(task, id) → record, from predictions.jsonl and any per-rank files (a torn last line is skipped)."""
-    out = {}
-    files = [folder / PREDICTIONS] + sorted(folder.glob("predictions.rank*.jsonl"))
-    for path in files:
-        if path.is_file():
-            for rec in read_jsonl(path):      # a line cut short by an interruption is left out
-                out[(rec["task"], rec["id"])] = rec
-    return out
 
 
 # ------------------------------------------------------------------ samples → pictures
@@ -131,49 +101,6 @@ def boxes_text(task, boxes) -> str:
     from glue_radiollava.core.parsing import format_yolo_boxes
 
     return format_yolo_boxes(boxes) if boxes else (task.negative_answer or "NONE")
-
-
-# ------------------------------------------------------------------ sample selection
-def choose_shots(samples, k: int, seed: int):
-    """``k`` examples, class-balanced (round robin over truths, seeded), and the rest."""
-    if k <= 0:
-        return [], list(samples)
-    if k >= len(samples):
-        raise RadioLlavaError(f"--shots {k} leaves no sample to evaluate (the set has {len(samples)}); "
-                              "use fewer shots or --shots-from another set")
-    chosen = pick_balanced(samples, k, seed)
-    ids = {s.id for s in chosen}
-    return chosen, [s for s in samples if s.id not in ids]
-
-
-def pick_balanced(samples, k: int, seed: int):
-    """``k`` of ``samples`` (at most all), round robin over their truths, seeded."""
-    import random
-
-    rng = random.Random(seed)
-    groups: dict = {}
-    for s in samples:
-        groups.setdefault(s.truth, []).append(s)
-    for g in groups.values():
-        rng.shuffle(g)
-    keys = sorted(groups)
-    chosen = []
-    k = min(k, len(samples))
-    while len(chosen) < k:
-        for key in keys:
-            if groups[key] and len(chosen) < k:
-                chosen.append(groups[key].pop())
-    return chosen
-
-
-def limit_samples(samples, limit: int | None, seed: int):
-    """A seeded random ``limit`` of the samples, in their original order (all when None)."""
-    import random
-
-    if not limit or limit >= len(samples):
-        return list(samples)
-    keep = set(random.Random(seed).sample(range(len(samples)), int(limit)))
-    return [s for i, s in enumerate(samples) if i in keep]
 
 
 # ------------------------------------------------------------------ asking
@@ -296,54 +223,7 @@ def make_examples(assistant, bench: BenchTask, shots) -> object:
     return [Example(render_sample(assistant, s), bench.prompt, answer_text(bench, s.truth)) for s in shots]
 
 
-# ------------------------------------------------------------------ metrics from records
-def metrics_for(bench: BenchTask, records: list[dict], iou: float, n_boot: int, seed: int) -> dict:
-    if bench.kind == "boxes":
-        rows, unparsed = [], 0
-        for rec in records:
-            row = {}
-            truth = rec.get("truth_boxes", [])
-            for cls in bench.labels:
-                ans = rec["answers"].get(cls, {"boxes": [], "flagged": 0, "parsed": False})
-                unparsed += not ans["parsed"]
-                true_boxes = [t[1:] for t in truth if t[0] == cls]
-                pred = ans["boxes"] if ans["parsed"] else []
-                row[cls] = detection_counts(pred, ans.get("flagged", 0) if ans["parsed"] else 0, true_boxes, iou)
-            rows.append(row)
-        return detection_metrics(bench, rows, unparsed, iou, n_boot, seed)
-    truths = [tuple(r["truth"]) for r in records]
-    preds = [tuple(r.get("pred") or ()) for r in records]
-    parsed = [bool(r.get("parsed")) for r in records]
-    return classification_metrics(bench, truths, preds, parsed, n_boot, seed)
-
-
-def throughput(records: list[dict], processes: int, batch_size: int) -> dict:
-    n = len(records)
-    seconds = sum(r.get("seconds", 0.0) for r in records)
-    model_s = sum(r.get("model_s", 0.0) for r in records)
-    tokens = sum(r.get("new_tokens", 0) or 0 for r in records)
-    return {"images": n, "seconds": round(seconds, 4),
-            "images_per_s": round(n / seconds * processes, 4) if seconds else None,
-            "model_images_per_s": round(n / model_s * processes, 4) if model_s else None,
-            "new_tokens": int(tokens), "tokens_per_s": round(tokens / model_s * processes, 3) if model_s and tokens else None,
-            "batch_size": batch_size, "processes": processes,
-            "note": "seconds: wall time with rendering overlapping the model, summed over processes; "
-                    "rates are for all processes together"}
-
-
 # ------------------------------------------------------------------ the run
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("glue-radiollava", "torch", "transformers", "accelerate", "scikit-learn"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 def _check_out(out: Path, opts: RunOptions) -> dict:
     """The earlier run's records when resuming; refuse to overwrite a run otherwise.
 
@@ -390,13 +270,13 @@ def run(opts: RunOptions) -> dict | None:
         if opts.shots_from:
             pool = bdata.load_one(opts.shots_from, bench.code, opts.data_root, list(bench.labels)
                                   if bench.kind == "boxes" else None)
-            shots = pick_balanced(pool.samples, opts.shots, opts.seed)
+            shots = bdata.pick_balanced(pool.samples, opts.shots, opts.seed)
             if len(shots) < opts.shots:
                 raise RadioLlavaError(f"--shots-from {opts.shots_from} has only {len(pool)} {bench.code} samples")
             samples = ds.samples
         else:
-            shots, samples = choose_shots(ds.samples, opts.shots, opts.seed)
-        samples = limit_samples(samples, opts.limit, opts.seed)
+            shots, samples = bdata.choose_shots(ds.samples, opts.shots, opts.seed)
+        samples = bdata.limit_samples(samples, opts.limit, opts.seed)
         if not samples:
             raise RadioLlavaError(f"--data {opts.data}: no {bench.code} sample left to evaluate")
         plans[bench.code] = (ds, shots, samples)
@@ -436,7 +316,7 @@ def run(opts: RunOptions) -> dict | None:
             bar = tqdm(total=len(mine), desc=f"{code} ({runner.mode})", unit="img", leave=True,
                        disable=not opts.progress or not state.is_local_main_process, file=sys.stderr)
             try:
-                with JsonlAppender(part, default=_jsonable) as f:   # cuts a torn last line first
+                with JsonlAppender(part, default=jsonable) as f:   # cuts a torn last line first
                     try:
                         for recs in run_batches(runner, mine, opts.batch_size):
                             f.write(*recs)
@@ -475,9 +355,7 @@ def run(opts: RunOptions) -> dict | None:
     ordered = [records[(code, s.id)] for code, (_, _, samples) in plans.items() for s in samples
                if (code, s.id) in records]
     extra = [r for k, r in records.items() if k[0] not in plans]
-    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r, default=_jsonable) + "\n" for r in ordered + extra))
-    for p in out.glob("predictions.rank*.jsonl"):
-        p.unlink()
+    write_predictions(out, ordered + extra)
     write_json(out / METRICS, metrics)
     write_json(out / RUN, _run_info(opts, model_prov, profile, state, started, list(plans), shot_ids,
                                     datetime.now(timezone.utc).isoformat(timespec="seconds")))
@@ -487,7 +365,7 @@ def run(opts: RunOptions) -> dict | None:
 def _run_info(opts, model_prov, profile, state, started, tasks, shot_ids, finished) -> dict:
     return {"name": opts.name or _default_name(opts), "options": asdict(opts), "tasks": tasks,
             "model": model_prov, "preprocessing": profile, "processes": state.num_processes,
-            "shot_ids": shot_ids, "versions": _versions(), "argv": sys.argv, "started": started,
+            "shot_ids": shot_ids, "versions": versions(), "argv": sys.argv, "started": started,
             "finished": finished}
 
 

@@ -229,3 +229,38 @@ def detection_metrics(bench: BenchTask, rows: Sequence[dict], unparsed: int, thr
         _add_intervals(out, n, stats, n_boot, seed, classes)
         out["bootstrap"]["unit"] = "picture"
     return out
+
+
+# ------------------------------------------------------------------ metrics from records
+def metrics_for(bench: BenchTask, records: list[dict], iou: float, n_boot: int, seed: int) -> dict:
+    if bench.kind == "boxes":
+        rows, unparsed = [], 0
+        for rec in records:
+            row = {}
+            truth = rec.get("truth_boxes", [])
+            for cls in bench.labels:
+                ans = rec["answers"].get(cls, {"boxes": [], "flagged": 0, "parsed": False})
+                unparsed += not ans["parsed"]
+                true_boxes = [t[1:] for t in truth if t[0] == cls]
+                pred = ans["boxes"] if ans["parsed"] else []
+                row[cls] = detection_counts(pred, ans.get("flagged", 0) if ans["parsed"] else 0, true_boxes, iou)
+            rows.append(row)
+        return detection_metrics(bench, rows, unparsed, iou, n_boot, seed)
+    truths = [tuple(r["truth"]) for r in records]
+    preds = [tuple(r.get("pred") or ()) for r in records]
+    parsed = [bool(r.get("parsed")) for r in records]
+    return classification_metrics(bench, truths, preds, parsed, n_boot, seed)
+
+
+def throughput(records: list[dict], processes: int, batch_size: int) -> dict:
+    n = len(records)
+    seconds = sum(r.get("seconds", 0.0) for r in records)
+    model_s = sum(r.get("model_s", 0.0) for r in records)
+    tokens = sum(r.get("new_tokens", 0) or 0 for r in records)
+    return {"images": n, "seconds": round(seconds, 4),
+            "images_per_s": round(n / seconds * processes, 4) if seconds else None,
+            "model_images_per_s": round(n / model_s * processes, 4) if model_s else None,
+            "new_tokens": int(tokens), "tokens_per_s": round(tokens / model_s * processes, 3) if model_s and tokens else None,
+            "batch_size": batch_size, "processes": processes,
+            "note": "seconds: wall time with rendering overlapping the model, summed over processes; "
+                    "rates are for all processes together"}

@@ -234,7 +234,7 @@ def test_data_root_default_and_errors(tmp_path, monkeypatch):
 
 
 def test_islands_find_a_source_in_noise():
-    from benchmarks.baselines import find_islands
+    from glue_radiollava.core.finders import find_islands
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:96, 0:96]
