@@ -124,6 +124,24 @@ def cmd_model_info(args) -> int:
     return 0
 
 
+def cmd_model_convert(args: argparse.Namespace) -> int:
+    """``radiollava model convert SRC DST``: print the summary and notes; errors are RadioLlavaError."""
+    from .core.convert import convert
+    from .core.models import quiet_transformers
+
+    quiet_transformers()
+    result = convert(args.src, args.dst, vision_config=args.vision_config, dtype=args.dtype,
+                     progress=not args.quiet, allow_download=args.allow_download)
+    print(result.summary())
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.kind == "model":
+        print(f"load it with --model {result.dst}")
+    else:
+        print(f"load it with --adapter {result.dst} on the converted base model")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .qt.demo import run_demo
 
@@ -140,6 +158,30 @@ def cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def add_convert_parser(model_subparsers) -> argparse.ArgumentParser:
+    """Add ``convert`` to the ``radiollava model`` subcommands; returns the new parser."""
+    from .core.convert import DTYPES
+
+    p = model_subparsers.add_parser(
+        "convert", help="convert a LLaVA-NeXT-format LLaVA-OneVision checkpoint or LoRA adapter",
+        description="Convert a checkpoint trained with the LLaVA-NeXT code (config.json with "
+                    "mm_vision_tower; safetensors or .bin shards) or its LoRA adapter into the transformers "
+                    "layout, with processor, chat template and the radio-llava preprocessing profile.")
+    p.add_argument("src", help="LLaVA-NeXT checkpoint folder, or LoRA adapter folder (adapter_config.json)")
+    p.add_argument("dst", help="new folder to write (must not exist)")
+    p.add_argument("--vision-config", metavar="DIR_OR_JSON", default=None,
+                   help="the vision tower's folder or config.json (default: the hub id in mm_vision_tower, "
+                        "from the local hub cache)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="when the vision tower's config is not in the local hub cache, download its "
+                        "config.json and preprocessor_config.json from the hub (off by default)")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="store the weights in this dtype (default: as stored in SRC)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_model_convert)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radiollava", description=(
         "Ask a local vision-language model (radio-llava) about regions of radio FITS images."))
@@ -204,8 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     ModelSpec.add_trust_remote_code(t)
     t.set_defaults(func=cmd_model_info)
-    from .core.convert import add_convert_parser
-
     add_convert_parser(msub)  # `radiollava model convert SRC DST [--vision-config] [--dtype]`
 
     from .cli_survey import add_subcommands as add_survey

@@ -248,7 +248,7 @@ def test_bin_shards_load_safely_and_match(tiny_model_dir, tiny_loaded, inputs, w
 def test_cli_wiring_and_bf16(original, vision_dir, work, capsys):
     from safetensors import safe_open
 
-    from glue_radiollava.core.convert import add_convert_parser
+    from glue_radiollava.cli import add_convert_parser
 
     parser = argparse.ArgumentParser(prog="radiollava model")
     add_convert_parser(parser.add_subparsers(dest="model_command", required=True))
@@ -411,7 +411,7 @@ def test_missing_shards(original, vision_dir, tmp_path):
 
 
 def _spy_flushes(monkeypatch) -> list:
-    from glue_radiollava.core import convert as convert_module
+    from glue_radiollava.core.convert import shards as convert_module
 
     flushed = []
     real_flush = convert_module._ShardWriter.flush
