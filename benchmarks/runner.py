@@ -166,14 +166,10 @@ class TaskRunner:
             task = self.boxes[cls]
             answers = ask_batch(self.assistant, views, task=task, examples=self.examples.get(cls, []),
                                 max_new_tokens=self.max_new_tokens)
-            for rec, view, ans in zip(recs, views, answers):
+            for rec, ans in zip(recs, answers):
                 parsed = ans.parsed
-                boxes, flagged = [], 0
-                for b in parsed.boxes:
-                    if b.valid:
-                        boxes.append([round(v, 3) for v in view.transform.box_to_mosaic(b.x0, b.y0, b.x1, b.y1)])
-                    else:
-                        flagged += 1
+                boxes = [[round(v, 3) for v in box] for _, box in ans.pixel_boxes]   # mapped once, by the Assistant
+                flagged = sum(not b.valid for b in parsed.boxes)
                 rec["answers"][cls] = {"answer": ans.text, "parsed": bool(parsed.parsed), "problem": parsed.problem,
                                        "boxes": boxes, "flagged": flagged,
                                        "new_tokens": ans.timings["new_tokens"]}

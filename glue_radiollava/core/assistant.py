@@ -20,7 +20,7 @@ from .batching import Scores, ask_batch, score_batch
 from .models import LoadedModel, ModelSpec, load_model
 from .parsing import ParsedAnswer, parse_answer
 from .profiles import ModelView, render
-from .skyregions import SkyBox, map_boxes
+from .skyregions import SkyBox, map_boxes, mosaic_boxes
 from .tasks import Task, get_task
 
 SYSTEM_PROMPT = "You are an AI assistant specialized in radio astronomical topics."
@@ -53,6 +53,8 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     cancelled: bool = False
     confidence: float | None = None     # geometric-mean probability of the generated tokens
+    pixel_boxes: list = field(default_factory=list)   # (label, mosaic pixel box) of every valid box,
+                                                      # also for pictures without a celestial WCS
 
     @property
     def labels(self) -> list[str]:
@@ -250,16 +252,19 @@ class Assistant:
                               transform=transform)
         warnings = list(view.warnings)
         boxes: list[SkyBox] = []
-        if parsed.boxes and view.transform.wcs is not None:
+        pixel_boxes = []
+        if parsed.boxes:
             box_label = task.box_class if task is not None else None
             fixed = [_class_label(b, task) for b in parsed.boxes]
             fixed = [b if b.label or not box_label else _with_label(b, box_label) for b in fixed]
-            boxes, box_warnings = map_boxes(fixed, transform)
-            warnings += box_warnings
+            pixel_boxes = mosaic_boxes(fixed, transform)
+            if view.transform.wcs is not None:
+                boxes, box_warnings = map_boxes(fixed, transform)
+                warnings += box_warnings
         if parsed.unparsed:
             warnings.append(f"could not parse the answer: {parsed.problem}")
         return Answer(question, task.name if task else None, text, parsed, boxes, timings,
-                      self.provenance(view, question), warnings, cancelled)
+                      self.provenance(view, question), warnings, cancelled, pixel_boxes=pixel_boxes)
 
     def provenance(self, view: ModelView, question: str) -> dict:
         region = None

@@ -144,6 +144,12 @@ def map_boxes(boxes, transform: Transform) -> tuple[list[SkyBox], list[str]]:
     return mapped, warnings
 
 
+def mosaic_boxes(boxes, transform: Transform) -> list[tuple[str | None, tuple[float, float, float, float]]]:
+    """The valid boxes as (label, mosaic pixel box) through ``transform``: what a picture without a
+    celestial WCS (a PNG) still has, and what detection scoring compares."""
+    return [(b.label, transform.box_to_mosaic(b.x0, b.y0, b.x1, b.y1)) for b in boxes if b.valid]
+
+
 def to_regions(boxes: list[SkyBox], wcs, source: str = "radio-llava"):
     """SkyBoxes → ``regions.Regions`` of sky rectangles, with class label text and colour."""
     from regions import Regions
