@@ -219,11 +219,8 @@ def catalogue_reference(name: str, root=None) -> dict:
     for Aegean, when the island holds several components or sqrt(a² − psf_a²) exceeds the beam.
     """
     import math
-    import warnings
 
-    from astropy.io import fits
     from astropy.table import Table
-    from astropy.wcs import WCS, FITSFixedWarning
 
     from glue_radiollava.core.files import data_root
 
@@ -235,15 +232,7 @@ def catalogue_reference(name: str, root=None) -> dict:
     for p in (image, cat):
         if not p.is_file():
             raise RadioLlavaError(f"{p} not found; is --data-root the shared data folder?")
-    header = fits.getheader(image)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(header).celestial
-    ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    scale = float(np.mean(proj_plane_pixel_scales(wcs))) * 3600
-    beam = float(header["BMAJ"]) * 3600
+    wcs, (ny, nx), scale, beam = bdata.image_geometry(image)
     boxes = []
     if name == "pybdsf-test":        # Maj/Min/DC_Maj in degrees, PA east of north
         for r in _srl_rows(cat):

@@ -338,6 +338,23 @@ def _frdeep(root: Path, survey: str, split: str | None) -> list[_Raw]:
     return raws
 
 
+def image_geometry(path: Path, default_beam_arcsec: float | None = None):
+    """A catalogue's image, as the truth rules need it: (celestial WCS, (ny, nx), mean pixel scale
+    in arcsec, beam major axis FWHM in arcsec), read by the core's RadioImage (no pixels read)."""
+    from glue_radiollava.core.image import RadioImage
+
+    if not Path(path).is_file():
+        raise RadioLlavaError(f"{path} not found; is --data-root the shared data folder?")
+    image = RadioImage.open(path)
+    try:
+        if image.beam is None and default_beam_arcsec is None:
+            raise RadioLlavaError(f"{path}: no beam in its header (BMAJ); the truth boxes need it")
+        beam = image.beam.major_arcsec if image.beam is not None else default_beam_arcsec
+        return image.wcs, image.shape, sum(image.pixel_scale_arcsec) / 2, beam
+    finally:
+        image.close()
+
+
 def _rgz(root: Path) -> list[_Raw]:
     """RGZ sources in the shipped FIRST cutouts: a square cut around each source's box (B2).
 
@@ -367,27 +384,12 @@ def _lotss(root: Path) -> list[_Raw]:
     (σ = the island rms), never smaller than the FWHM ellipse. Class: EXTENDED when PyBDSF needed
     several Gaussians (S_Code M) or the deconvolved major axis exceeds the beam's; else COMPACT.
     """
-    import warnings
-
-    import numpy as np
-    from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
     folder = root / "lotss_dr1"
     rows = _csv_rows(folder / "lotss_dr1_sources_near_cutouts.csv")
     raws = []
     for name in LOTSS_MOSAICS:
         path = folder / name
-        if not path.is_file():
-            raise RadioLlavaError(f"{path} not found; is --data-root the shared data folder?")
-        header = fits.getheader(path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header).celestial
-        ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
-        scale = float(np.mean(proj_plane_pixel_scales(wcs))) * 3600
-        beam = float(header.get("BMAJ", 6 / 3600)) * 3600
+        wcs, (ny, nx), scale, beam = image_geometry(path, default_beam_arcsec=6.0)
         boxes = []
         for row in rows:
             x, y = (float(v) for v in radec_to_pixel(wcs, float(row["RA"]), float(row["DEC"])))

@@ -18,22 +18,11 @@ import pytest
 from glue_radiollava.core.assistant import Assistant
 from glue_radiollava.core.image import RadioImage
 from glue_radiollava.core.models import load_model
+from glue_radiollava.core.tiny import QWEN_CHAT_TEMPLATE
 
 QWEN_TOKENS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
 
-QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 PATCH, MERGE = 8, 2
 CUT = (88, 48, 152, 112)          # a 64×64 cutout around the synthetic source at (120, 80)
