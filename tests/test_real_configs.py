@@ -187,3 +187,32 @@ def test_qwen25_box_in_resized_pixels_maps_through_the_real_resize(qwen25, synth
     (box,), warnings = map_boxes(parse_boxes(text, "resized-pixels", transform=t).boxes, t)
     assert not warnings
     assert box.pixel_box == pytest.approx((20 + 22.5 - 0.5, 60 + 12.5 - 0.5, 20 + 45 - 0.5, 60 + 37.5 - 0.5), abs=1e-6)
+
+
+def test_real_config_benchmark_runs_reduced_and_prints_every_figure():
+    """benchmarks/perf/real_config.py end to end on the reduced model (1 layer, narrow), beside nano."""
+    import subprocess
+    import sys
+
+    from glue_radiollava.core.models import resources_dir
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "real_config.py"
+    nano = (resources_dir() / "models" / "nano" / "config.json").is_file()
+    cmd = [sys.executable, str(script), "--layers", "1", "--narrow", "--regions", "64", "--dtypes", "fp32",
+           "--max-new-tokens", "3"] + ([] if nano else ["--no-nano"])
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"model", "built", "max_new_tokens", "regions", "dtypes", "cases", "ratios", "notes"} <= set(result)
+    assert result["built"]["vision_layers"] == result["built"]["text_layers"] == 1
+    assert not result["model_kept"] and not Path(result["model_folder"]).exists()   # the temporary model is gone
+    cases = {case["model"]: case for case in result["cases"]}
+    assert set(cases) == ({"ov-0.5B*", "nano"} if nano else {"ov-0.5B*"})
+    for case in cases.values():
+        assert "error" not in case, case
+        assert {"load_s", "peak_rss_mib", "prefill_s", "decode_tok_s", "prompt_tokens"} <= set(case)
+        assert case["region_px"] == 64 and case["new_tokens"] == 3 and case["prefill_s"] > 0
+    # the real vision geometry is kept: base + one 384 px tile, 729 tokens each, plus row newlines
+    assert cases["ov-0.5B*"]["prompt_tokens"] > 729 + 27 * 28
+    if nano:
+        assert "fp32/64px 0.5B vs nano" in result["ratios"]
