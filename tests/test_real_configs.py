@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,11 +47,8 @@ def qwen_tokenizer():
 def _onevision(name: str, tokenizer):
     import torch
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
-    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
-        LlavaOnevisionImageProcessorPil)
 
-    from glue_radiollava.core.models import image_only_processor_class
-    from glue_radiollava.core.tiny import CHAT_TEMPLATE
+    from glue_radiollava.core.tiny import llava_onevision_processor
 
     real = _fixture(name)
     vision = _narrow(real["vision_config"], hidden_size=32, intermediate_size=64, num_attention_heads=2,
@@ -67,12 +63,7 @@ def _onevision(name: str, tokenizer):
     config = LlavaOnevisionConfig(vision_config=vision, text_config=text, **keep)
     model = LlavaOnevisionForConditionalGeneration(config).eval()
     p = real["_processor"]
-    image_processor = LlavaOnevisionImageProcessorPil(size=p["size"], image_grid_pinpoints=p["image_grid_pinpoints"],
-                                                      image_mean=p["image_mean"], image_std=p["image_std"])
-    processor = image_only_processor_class("llava_onevision")(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
-        num_image_tokens=p["num_image_tokens"], vision_feature_select_strategy=p["vision_feature_select_strategy"],
-        vision_aspect_ratio=p["vision_aspect_ratio"])
+    processor = llava_onevision_processor(tokenizer, p)
     return real, model, processor
 
 

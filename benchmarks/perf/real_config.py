@@ -58,13 +58,9 @@ def build_real(folder: Path, layers: int | None = None, narrow: bool = False, se
     """Write the random full-size (or reduced) LLaVA-OneVision 0.5B folder; returns what was built."""
     import torch
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
-    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
-        LlavaOnevisionImageProcessorPil,
-    )
 
-    from glue_radiollava.core.models import image_only_processor_class
     from glue_radiollava.core.profiles import get_profile, save_profile
-    from glue_radiollava.core.tiny import CHAT_TEMPLATE, build_tokenizer
+    from glue_radiollava.core.tiny import build_tokenizer, llava_onevision_processor
 
     t0 = time.perf_counter()
     real = json.loads(FIXTURE.read_text())
@@ -107,12 +103,7 @@ def build_real(folder: Path, layers: int | None = None, narrow: bool = False, se
     del model
 
     p = real["_processor"]
-    image_processor = LlavaOnevisionImageProcessorPil(size=p["size"], image_grid_pinpoints=p["image_grid_pinpoints"],
-                                                      image_mean=p["image_mean"], image_std=p["image_std"])
-    processor = image_only_processor_class("llava_onevision")(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
-        num_image_tokens=p["num_image_tokens"], vision_feature_select_strategy=p["vision_feature_select_strategy"],
-        vision_aspect_ratio=p["vision_aspect_ratio"])
+    processor = llava_onevision_processor(tokenizer, p)
     processor.save_pretrained(folder)
     save_profile(get_profile("radio-llava"), folder)   # the paper's checkpoints are asked with radio-llava
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())

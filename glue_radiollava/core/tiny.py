@@ -423,3 +423,21 @@ def _tiny_qwen(family: str):
                                                min_pixels=(patch * merge) ** 2, max_pixels=(4 * patch * merge) ** 2)
     processor = _image_only(family, image_processor, tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
     return Model(config), processor
+
+
+def llava_onevision_processor(tokenizer, settings: dict):
+    """A LLaVA-OneVision processor from a published configuration's processor settings (``size``,
+    ``image_grid_pinpoints``, mean/std, ``num_image_tokens``, feature strategy, aspect ratio; the
+    ``_processor`` block of tests/fixtures/llava_onevision_*.json) and a tokenizer."""
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+
+    from .models import image_only_processor_class
+
+    image_processor = LlavaOnevisionImageProcessorPil(size=settings["size"],
+                                                      image_grid_pinpoints=settings["image_grid_pinpoints"],
+                                                      image_mean=settings["image_mean"], image_std=settings["image_std"])
+    return image_only_processor_class("llava_onevision")(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
+        num_image_tokens=settings["num_image_tokens"],
+        vision_feature_select_strategy=settings["vision_feature_select_strategy"],
+        vision_aspect_ratio=settings["vision_aspect_ratio"])
