@@ -25,7 +25,7 @@ from pathlib import Path
 from glue_radiollava.core.errors import RadioLlavaError
 from glue_radiollava.core.files import data_root
 from glue_radiollava.core.labels import MULTILABELS, canonical_label, peculiarity_of
-from glue_radiollava.core.references import read_json, reference_items, simulator_images
+from glue_radiollava.core.references import TruthBox, read_json, reference_items, simulator_images
 from glue_radiollava.core.transform import index_box_around, radec_to_pixel
 
 from .tasks import CODES, DETECTION, BenchTask, box_tasks, get_bench
@@ -46,14 +46,6 @@ SIM_FILES = {"labels.json": ("B1", "B3", "B4", "B5"), "smorph.json": ("B2",),
 RGZ_MIN_CUTOUT = 48          # pixels: the smallest B2 cutout side
 RGZ_MARGIN = 1.5             # cutout side = this × the larger RGZ box side
 LOTSS_ISOPHOTE_SIGMA = 3.0   # LoTSS boxes: the fitted Gaussian's extent down to this × the island rms
-
-
-@dataclass(frozen=True)
-class TruthBox:
-    """A true object box: class and image pixel edges ``x0, y0, x1, y1`` (pixel i spans i±0.5)."""
-
-    label: str
-    box: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -150,7 +142,7 @@ def _json_records(path: Path) -> list[_Raw]:
     for item in reference_items(path):
         if item.problem:
             raise RadioLlavaError(f"{item.where}: {item.problem}")
-        boxes = None if item.boxes is None else tuple(TruthBox(b.label, b.pixel_box) for b in item.boxes)
+        boxes = item.boxes
         raws.append(_Raw(item.sname, item.image, item.label, item.where, item.cutout, boxes))
     return raws
 

@@ -42,11 +42,12 @@ def resolve_listed(base: Path, name: str) -> Path:
 
 
 @dataclass(frozen=True)
-class ListedBox:
-    """A truth box: its class (upper case, as written) and pixel edges x0, y0, x1, y1."""
+class TruthBox:
+    """A true object box: its class (upper case) and image pixel edges ``x0, y0, x1, y1``
+    (pixel i spans i±0.5). The benchmarks' truth boxes are these."""
 
     label: str
-    pixel_box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class ReferenceItem:
     image: Path | None = None
     label: object = None                         # a string or a list of strings, as written
     cutout: tuple[int, int, int, int] | None = None
-    boxes: tuple[ListedBox, ...] | None = None   # None: the record lists no boxes
+    boxes: tuple[TruthBox, ...] | None = None   # None: the record lists no boxes
     problem: str | None = None
 
 
@@ -78,11 +79,11 @@ class SimImage:
     problem: str | None = None
 
 
-def _listed_box(b) -> ListedBox:
+def _truth_box(b) -> TruthBox:
     box = tuple(float(v) for v in b["pixel_box"])
     if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
         raise ValueError("bad box")
-    return ListedBox(str(b["label"]).upper(), box)
+    return TruthBox(str(b["label"]).upper(), box)
 
 
 def reference_items(path: str | Path) -> list[ReferenceItem]:
@@ -122,7 +123,7 @@ def reference_items(path: str | Path) -> list[ReferenceItem]:
         boxes = None
         if "boxes" in item:
             try:
-                boxes = tuple(_listed_box(b) for b in item["boxes"] or [])
+                boxes = tuple(_truth_box(b) for b in item["boxes"] or [])
             except (KeyError, TypeError, ValueError):
                 out.append(ReferenceItem(sname, where, problem="each box needs 'label' and 'pixel_box' "
                                                                "[x0, y0, x1, y1] with x1 > x0 and y1 > y0"))
