@@ -116,7 +116,7 @@ class AssistantPanel(QtWidgets.QWidget):
         form.addWidget(self.quantize_combo, 1, 1)
         form.addWidget(self.device_combo, 1, 2, 1, 2)
         form.addWidget(self.model_status, 2, 0, 1, 4)
-        form.addWidget(self.progress, 3, 0, 1, 4)
+        layout.addWidget(self.progress)          # under the message line: seen while loading and asking
         self.quantize_combo.setToolTip("quantize the model's weights (needs bitsandbytes and a GPU)")
         self.device_combo.setToolTip("auto, cpu, cuda, cuda:1, mps")
         form.setColumnStretch(0, 1)
