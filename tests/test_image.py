@@ -191,3 +191,27 @@ def test_region_statistics_recover_a_known_flux():
     plain = region_statistics(RadioImage.from_array(data.astype(np.float32), fits.Header(no_beam))
                               .cutout_pixels(50, 50, 110, 110))
     assert plain.flux_jy is None and plain.beam is None                 # no beam: no flux, said plainly
+
+
+def test_a_cutouts_wcs_keeps_sip_and_its_shape_like_cutout2d():
+    """Cutout.wcs maps cutout pixels to the mosaic's sky, SIP distortion included, also when the
+    cutout reaches past the image's edge (where astropy's WCS.slice cannot start)."""
+    from astropy.wcs import WCS, Sip
+
+    from glue_radiollava.core.image import RadioImage
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    w.wcs.crpix, w.wcs.cdelt, w.wcs.crval = [50, 50], [-1e-3, 1e-3], [150.0, 2.0]
+    a = np.zeros((3, 3))
+    a[2, 0], a[0, 2] = 2e-5, -1e-5
+    w.sip = Sip(a, a.T.copy(), None, None, [50, 50])
+    header = w.to_header(relax=True)
+    image = RadioImage.from_array(np.random.default_rng(0).normal(size=(100, 100)).astype(np.float32), header)
+    for x0, y0 in ((20, 30), (-10, -5)):
+        cut = image.cutout_pixels(x0, y0, x0 + 40, y0 + 30)
+        assert cut.wcs.array_shape == (30, 40) and cut.wcs.sip is not None
+        xs, ys = np.array([0.0, 13.0, 39.0]), np.array([0.0, 7.5, 29.0])
+        here = cut.wcs.pixel_to_world(xs, ys)
+        there = image.wcs.pixel_to_world(xs + x0, ys + y0)
+        assert np.all(here.separation(there).arcsec < 1e-6)
