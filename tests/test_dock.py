@@ -161,6 +161,12 @@ def test_export_buttons_follow_the_boxes_and_sections_fold(app, qtbot, data_dir)
     # the dock's scroll area shrinks the panel to its minimum before it scrolls: all of it, the
     # chat and the boxes included, fits the height a 1366 × 768 laptop leaves below glue's bars
     assert panel.minimumSizeHint().height() <= 768 - 60
+    app.resize(1366, 720)                           # glue on a laptop screen, less the desktop's bars
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    scroll = app._radiollava_dock.widget()
+    assert scroll.verticalScrollBar().maximum() == 0, "the dock scrolls on a 1366 × 768 screen"
+    assert panel.boxes.table.isVisible() and panel.chat.height() >= 64
     layout = panel.layout()
     assert layout.itemAt(0).widget() is panel.message                   # messages at the top
 

@@ -78,7 +78,7 @@ class AssistantPanel(QtWidgets.QWidget):
 
     # ================================================================ UI
     def _build_ui(self):
-        layout = QtWidgets.QVBoxLayout(self)
+        layout = _FitLayout(self)
         self.message = QtWidgets.QLabel("")        # at the top: an error is seen without scrolling
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
@@ -706,6 +706,15 @@ def _pixmap(rgb, size) -> QtGui.QPixmap:
     h, w, _ = rgb.shape
     image = QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format_RGB888).copy()
     return QtGui.QPixmap.fromImage(image).scaled(size, QtCore.Qt.KeepAspectRatio, QtCore.Qt.FastTransformation)
+
+
+class _FitLayout(QtWidgets.QVBoxLayout):
+    """The panel's layout: it fits the dock's height instead of growing to its word-wrapped labels'
+    preferred height for the dock's width (a QScrollArea takes that, and the dock would scroll on a
+    laptop screen); below the minimum the dock scrolls as usual."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
 
 
 class AssistantDock(QtWidgets.QDockWidget):
