@@ -68,11 +68,9 @@ class Answer:
                 **self.provenance, "timings": self.timings, "warnings": self.warnings}
 
 
-def _text_streamer(tokenizer, on_text: Callable[[str], None] | None, decode=None):
-    """A transformers streamer that decodes new tokens incrementally and calls ``on_text``.
-
-    ``decode(ids)`` turns ids into text (default: special tokens skipped)."""
-    decode = decode or (lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+def _text_streamer(on_text: Callable[[str], None] | None, decode: Callable[[list[int]], str]):
+    """A transformers streamer that decodes new tokens incrementally (``decode(ids)`` → text) and
+    calls ``on_text``."""
     from transformers.generation.streamers import BaseStreamer
 
     class _Streamer(BaseStreamer):
@@ -195,7 +193,7 @@ class Assistant:
         gen = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0,
                "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
                "stopping_criteria": StoppingCriteriaList([_Cancel()]),
-               "streamer": _text_streamer(tok, on_text, self.decode)}
+               "streamer": _text_streamer(on_text, self.decode)}
         if temperature > 0:
             gen["temperature"] = float(temperature)
         else:
@@ -257,10 +255,12 @@ class Assistant:
             box_label = task.box_class if task is not None else None
             fixed = [_class_label(b, task) for b in parsed.boxes]
             fixed = [b if b.label or not box_label else _with_label(b, box_label) for b in fixed]
-            pixel_boxes = mosaic_boxes(fixed, transform)
             if view.transform.wcs is not None:
                 boxes, box_warnings = map_boxes(fixed, transform)
                 warnings += box_warnings
+                pixel_boxes = [(b.label, b.pixel_box) for b in boxes]
+            else:                                   # a plain picture: mosaic pixels only, no sky
+                pixel_boxes = mosaic_boxes(fixed, transform)
         if parsed.unparsed:
             warnings.append(f"could not parse the answer: {parsed.problem}")
         return Answer(question, task.name if task else None, text, parsed, boxes, timings,

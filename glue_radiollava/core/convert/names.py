@@ -29,30 +29,28 @@ _UNSUPPORTED_PARTS = ("model.vision_resampler.", "model.mm_projector.", "model.v
 _VISION_LAYER = re.compile(r"^model\.vision_tower\.vision_tower\.vision_model\.encoder\.layers\.(\d+)\.")
 
 
+def _translate(path: str, pairs) -> str:
+    """``path`` with the first matching prefix of ``pairs`` (from, to) replaced; a rule ending in "."
+    also matches the module itself ("lm_head" for "lm_head.")."""
+    for src, dst in pairs:
+        if src.endswith("."):
+            if path == src[:-1]:
+                return dst[:-1]
+            if path.startswith(src):
+                return dst + path[len(src):]
+        elif path == src or path.startswith(src + "."):
+            return dst + path[len(src):]
+    return path
+
+
 def rename(path: str) -> str:
     """Original LLaVA-NeXT tensor or module path → transformers 5.x path (unknown paths unchanged)."""
-    if path == "model":
-        return path
-    for old, new in _RULES:
-        if old.endswith("."):
-            if path == old[:-1]:
-                return new[:-1]
-            if path.startswith(old):
-                return new + path[len(old):]
-        elif path == old or path.startswith(old + "."):
-            return new + path[len(old):]
-    return path
+    return path if path == "model" else _translate(path, _RULES)
 
 
 def original_name(path: str) -> str:
     """transformers 5.x path → original LLaVA-NeXT path (the inverse of :func:`rename`, for messages)."""
-    for old, new in _RULES:
-        if new.endswith("."):
-            if path.startswith(new):
-                return old + path[len(new):]
-        elif path == new or path.startswith(new + "."):
-            return old + path[len(new):]
-    return path
+    return _translate(path, tuple((new, old) for old, new in _RULES))
 
 
 def _is_unsupported(original: str) -> bool:
